@@ -1,0 +1,1 @@
+"""Alerts: the payload every channel sends, and delivery from the outbox."""

@@ -1,0 +1,32 @@
+"""The alert payload (schema ``raqib.alert/1``), as the file channel writes it and a webhook
+POSTs it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+SCHEMA = "raqib.alert/1"
+
+
+def iso(when: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, to the second."""
+    if when is None:
+        return None
+    return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def build_payload(*, alert_id: str, created_at: datetime, rule_id: str, rule_title: str,
+                  severity: str, article_id: int, url: str | None, title: str, source: str,
+                  published: datetime | None, language: str | None, story_id: int,
+                  story_sources: int, matches: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "id": alert_id,
+        "created_at": iso(created_at),
+        "rule": {"id": rule_id, "title": rule_title, "severity": severity},
+        "article": {"id": article_id, "url": url, "title": title, "source": source,
+                    "published": iso(published), "language": language},
+        "story": {"id": str(story_id), "sources": story_sources},
+        "matches": matches,
+    }

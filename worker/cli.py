@@ -1,0 +1,260 @@
+"""The ``raqib`` command line (also ``python -m worker``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from worker import __version__, config, logs
+from worker.alerts.payload import iso
+from worker.errors import ConfigError
+from worker.store import Store
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def _since(value: str) -> datetime:
+    """``7d``, ``12h`` … back from now, or an ISO date/time (UTC unless it says otherwise)."""
+    try:
+        return datetime.now(UTC) - config.parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration or ISO time: {value!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _positive_int(value: str) -> int:
+    n = int(value)
+    if n <= 0:
+        raise argparse.ArgumentTypeError("must be a positive whole number")
+    return n
+
+
+def _load(args: argparse.Namespace, extra_rules: list[str] | None = None) -> config.Config:
+    return config.load_config(args.config, extra_rules=extra_rules)
+
+
+def _report_invalid(exc: ConfigError) -> int:
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    print(f"raqib: {len(exc.problems)} configuration problem(s)", file=sys.stderr)
+    return EXIT_INVALID
+
+
+def _store(cfg: config.Config, *, migrate: bool) -> Store:
+    """The database. The embedded SQLite database is migrated on use; a shared server database
+    is migrated only by ``raqib db upgrade`` (or by run/once, which also apply to it)."""
+    store = Store(cfg.main.database)
+    if migrate or store.dialect == "sqlite":
+        store.migrate()
+    return store
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    print(f"{cfg.path}: ok ({len(cfg.main.sources)} sources, {len(cfg.main.seeds)} seed folders, "
+          f"{len(cfg.ruleset)} rules in {len(cfg.rule_files)} files, "
+          f"{len(cfg.main.channels)} channels)")
+    return EXIT_OK
+
+
+def _pipeline(cfg: config.Config) -> Any:
+    from worker.pipeline import Pipeline  # noqa: PLC0415 (keeps `check` and listings light)
+
+    store = _store(cfg, migrate=True)
+    pipeline = Pipeline(cfg, store)
+    pipeline.sync_sources()
+    return pipeline
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    pipeline = _pipeline(cfg)
+    try:
+        report = pipeline.run_once()
+    finally:
+        pipeline.fetcher.close()
+        pipeline.store.close()
+    print(f"new {report.new}, duplicates {report.duplicates}, alerts {report.alerts}, "
+          f"delivered {report.delivery.sent}, delivery failures {report.delivery.failed}, "
+          f"failed sources {len(report.failed_sources)}"
+          + (f" ({', '.join(report.failed_sources)})" if report.failed_sources else ""))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from worker.daemon import Daemon  # noqa: PLC0415
+
+    cfg = _load(args)
+    pipeline = _pipeline(cfg)
+    try:
+        return Daemon(pipeline).run()
+    finally:
+        pipeline.store.close()
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    main, _doc, problems = config.load_main(args.config or config.default_path())
+    if main is None or problems:
+        raise ConfigError(problems)
+    store = Store(main.database)
+    store.migrate()
+    store.close()
+    print("database at the latest schema")
+    return EXIT_OK
+
+
+def _print_json(rows: list[Any]) -> None:
+    json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def _table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str, int]]) -> None:
+    """Rows as aligned text columns: (key, heading, max width)."""
+    cells = [[_cell(r.get(k), w) for k, _, w in columns] for r in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (_, h, _) in enumerate(columns)]
+    print("  ".join(h.ljust(w) for (_, h, _), w in zip(columns, widths, strict=True)).rstrip())
+    for c in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any, width: int) -> str:
+    text = "-" if value is None else iso(value) if isinstance(value, datetime) else str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _listing(args: argparse.Namespace, fetch: Callable[[Store], list[dict[str, Any]]],
+             columns: Sequence[tuple[str, str, int]]) -> int:
+    main, _doc, problems = config.load_main(args.config or config.default_path())
+    if main is None or problems:
+        raise ConfigError(problems)
+    store = Store(main.database)
+    if store.dialect == "sqlite":
+        store.migrate()
+    try:
+        rows = fetch(store)
+    finally:
+        store.close()
+    if args.json:
+        _print_json(rows)
+    else:
+        _table(rows, columns)
+    return EXIT_OK
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    def fetch(store: Store) -> list[dict[str, Any]]:
+        return [{"name": s.name, "url": s.url, "last_poll": iso(s.last_poll),
+                 "last_success": iso(s.last_success), "last_error": s.last_error,
+                 "failures": s.failures, "next_poll": iso(s.next_poll)} for s in store.sources()]
+
+    return _listing(args, fetch, [("name", "NAME", 24), ("last_poll", "LAST POLL", 20),
+                                  ("last_success", "LAST SUCCESS", 20),
+                                  ("failures", "FAILURES", 8), ("next_poll", "NEXT POLL", 20),
+                                  ("last_error", "LAST ERROR", 60)])
+
+
+def cmd_articles(args: argparse.Namespace) -> int:
+    def fetch(store: Store) -> list[dict[str, Any]]:
+        rows = store.articles(since=args.since, source=args.source, limit=args.limit)
+        return [{"id": r["id"], "source": r["source"], "url": r["url"], "title": r["title"],
+                 "published": iso(r["published"]), "language": r["language"],
+                 "story": None if r["story"] is None else str(r["story"])} for r in rows]
+
+    return _listing(args, fetch, [("id", "ID", 8), ("published", "PUBLISHED", 20),
+                                  ("source", "SOURCE", 16), ("language", "LANG", 4),
+                                  ("story", "STORY", 8), ("title", "TITLE", 70),
+                                  ("url", "URL", 60)])
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    def fetch(store: Store) -> list[dict[str, Any]]:
+        payloads = store.alert_payloads(since=args.since)
+        if args.json:
+            return payloads
+        states = store.deliveries_of([p["id"] for p in payloads])
+        return [{"created": p["created_at"], "severity": p["rule"]["severity"],
+                 "rule": p["rule"]["id"], "title": p["article"]["title"], "id": p["id"],
+                 "deliveries": ", ".join(f"{d.channel}:{d.status}" for d in states[p["id"]])}
+                for p in payloads]
+
+    return _listing(args, fetch, [("created", "CREATED", 20), ("severity", "SEVERITY", 8),
+                                  ("rule", "RULE", 28), ("title", "TITLE", 60),
+                                  ("deliveries", "DELIVERIES", 40), ("id", "ID", 26)])
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from worker.backtest import backtest  # noqa: PLC0415
+
+    return backtest(args)
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
+                        help=f"main configuration (default {config.DEFAULT_CONFIG} "
+                             "or $RAQIB_CONFIG)")
+    common.add_argument("--log-level", default=argparse.SUPPRESS,
+                        choices=["debug", "info", "warning", "error"])
+    common.add_argument("--log-json", action="store_true", default=argparse.SUPPRESS,
+                        help="JSON log lines even on a terminal")
+    parser = argparse.ArgumentParser(prog="raqib", parents=[common],
+                                     description="Watch the news; raise alerts on watch rules.")
+    parser.add_argument("--version", action="version", version=f"raqib {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], text: str) -> Any:
+        p = sub.add_parser(name, parents=[common], help=text, description=text)
+        p.set_defaults(func=fn)
+        return p
+
+    add("run", cmd_run, "run the daemon until SIGTERM or SIGINT")
+    add("once", cmd_once, "one full pass: poll every source and seed folder, match, deliver")
+    add("check", cmd_check, "validate the configuration and every rule file")
+    bt = add("backtest", cmd_backtest, "replay rule files over stored articles; sends nothing")
+    bt.add_argument("rules", nargs="+", metavar="RULES", help="rule files or folders")
+    bt.add_argument("--since", type=_since, help="only articles stored since (7d, 2026-11-01)")
+    bt.add_argument("--json", action="store_true")
+    for name, fn, text in (("sources", cmd_sources, "sources and their health"),
+                           ("articles", cmd_articles, "stored articles, newest first"),
+                           ("alerts", cmd_alerts, "alerts raised, newest first")):
+        p = add(name, fn, text)
+        p.add_argument("--json", action="store_true", help="one JSON array")
+        if name != "sources":
+            p.add_argument("--since", type=_since, help="only since (1d, 12h, or an ISO time)")
+        if name == "articles":
+            p.add_argument("--source", metavar="NAME")
+            p.add_argument("--limit", type=_positive_int, metavar="N")
+    db = sub.add_parser("db", parents=[common], help="database maintenance")
+    dbsub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    up = dbsub.add_parser("upgrade", parents=[common], help="apply the migrations (Alembic)")
+    up.set_defaults(func=cmd_db_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.config = getattr(args, "config", None)
+    logs.configure(json=True if getattr(args, "log_json", False) else None,
+                   level=getattr(args, "log_level", "info"))
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        return _report_invalid(exc)
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    return code

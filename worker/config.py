@@ -1,0 +1,362 @@
+"""The main configuration and rule files: pydantic models, loading, and every check that needs
+no database. The models are the one place for defaults; nothing downstream reads raw YAML.
+
+``load_config`` gathers *all* problems (YAML syntax, unknown keys, wrong types, unset ``${VAR}``,
+unknown channels and entities, duplicate ids, bad terms) and raises them together as a
+``ConfigError``, each located as ``FILE:LINE``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+from worker import yamlfile
+from worker.errors import ConfigError, Problem
+
+DEFAULT_CONFIG = "config/raqib.yaml"
+DEFAULT_DATABASE = "sqlite:///var/raqib.db"
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2,
+               "gb": 1000**3, "gib": 1024**3}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``90s``, ``15m``, ``6h``, ``7d``, ``2w``, ``1h30m``; a bare number is seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if not isinstance(value, str):
+        raise ValueError("a duration is a string such as 30s, 15m, 6h or 7d")  # noqa: TRY004
+    text = value.strip().lower()
+    parts = list(_DURATION.finditer(text))
+    if not parts or "".join(p.group(0) for p in parts).replace(" ", "") != text.replace(" ", ""):
+        raise ValueError(f"not a duration: {value!r} (use 30s, 15m, 6h, 7d …)")
+    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in (p.groups() for p in parts)))
+
+
+def parse_size(value: Any) -> int:
+    """``10MB``, ``512KiB``, ``2GB``; a bare number is bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ValueError(f"not a size: {value!r} (use 512KB, 10MB …)")
+    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+
+
+def _positive(td: timedelta) -> timedelta:
+    if td <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return td
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[timedelta, BeforeValidator(lambda v: _positive(parse_duration(v)))]
+Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
+Severity = Literal["low", "medium", "high", "critical"]
+FieldName = Literal["title", "summary", "body"]
+FIELDS: tuple[FieldName, ...] = ("title", "summary", "body")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- main configuration ---------------------------------------------------------------------
+
+
+class Source(Model):
+    name: str = Field(min_length=1)
+    url: str
+    interval: PositiveDuration = timedelta(minutes=15)
+    tags: list[str] = []
+    timeout: PositiveDuration = timedelta(seconds=30)
+    max_bytes: Size = 10 * 1000**2
+    headers: dict[str, str] = {}
+    full_text: bool = False
+    allow_private: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://", "file://")):
+            raise ValueError("url must start with http://, https:// or file://")
+        return url
+
+
+class _Channel(Model):
+    digest: str | None = None          # "hourly" or "daily 08:00 [Zone/Name]" (digests issue)
+    rate: str | None = None            # "30/min" (delivery issue)
+    max_attempts: int | None = Field(default=None, gt=0)
+
+
+class EmailChannel(_Channel):
+    type: Literal["email"]
+    host: str
+    port: int = Field(default=587, gt=0, lt=65536)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    from_: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    timeout: PositiveDuration = timedelta(seconds=30)
+    templates: str | None = None       # a folder of Jinja2 templates overriding the defaults
+
+
+class WebhookChannel(_Channel):
+    type: Literal["webhook"]
+    url: str
+    secret: str | None = Field(default=None, repr=False)
+    format: Literal["generic", "slack", "discord", "teams"] = "generic"
+    timeout: PositiveDuration = timedelta(seconds=10)
+    headers: dict[str, str] = {}
+
+
+class FileChannel(_Channel):
+    type: Literal["file"]
+    path: str
+
+
+Channel = Annotated[EmailChannel | WebhookChannel | FileChannel, Field(discriminator="type")]
+
+
+class Defaults(Model):
+    notify: list[str] = []
+
+
+class Http(Model):
+    listen: str = "127.0.0.1:8780"
+
+
+class MainConfig(Model):
+    database: str = DEFAULT_DATABASE
+    seeds: list[str] = []
+    rules: list[str] = []
+    sources: list[Source] = []
+    channels: dict[str, Channel] = {}
+    defaults: Defaults = Defaults()
+    http: Http = Http()
+    retention: Duration | None = None
+
+
+# --- rule files -----------------------------------------------------------------------------
+
+
+class Entity(Model):
+    label: str | None = None
+    names: list[str] = Field(min_length=1)
+
+
+class When(Model):
+    count: int = Field(ge=1)
+    within: PositiveDuration
+    distinct_sources: bool = False
+
+
+class Rule(Model):
+    id: str = Field(min_length=1, pattern=r"^[^\s@]+$")
+    title: str | None = None
+    severity: Severity = "medium"
+    match: str | dict[str, Any]
+    fields: list[FieldName] = list(FIELDS)
+    languages: list[str] | None = None
+    sources: list[str] | None = None
+    notify: list[str] | None = None
+    when: When | None = None
+    throttle: PositiveDuration | None = None
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.id
+
+
+class RulesFile(Model):
+    entities: dict[str, Entity] = {}
+    rules: list[Rule] = []
+
+
+_MAIN = TypeAdapter(MainConfig)
+_RULES = TypeAdapter(RulesFile)
+
+
+@dataclass(frozen=True)
+class LoadedRules:
+    """Rules and entities from rule files, each remembering where it was written."""
+
+    rules: list[tuple[Rule, yamlfile.Document, tuple[Any, ...]]]   # rule, its file, its path
+    entities: dict[str, tuple[Entity, yamlfile.Document, tuple[Any, ...]]]
+    files: list[str]
+
+
+def _describe(err: Mapping[str, Any], model_fields: set[str] | None = None) -> str:
+    loc = [str(p) for p in err["loc"]]
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        hint = difflib.get_close_matches(key, sorted(model_fields or ()), n=1)
+        return f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+    if kind == "missing":
+        return f"missing key {loc[-1]!r}"
+    where = ".".join(p for p in loc if p not in {"email", "webhook", "file", "function-before"})
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
+
+
+def _known_keys(loc: tuple[Any, ...]) -> set[str]:
+    """Every key name of the models, for did-you-mean hints."""
+    keys: set[str] = set()
+    for model in (MainConfig, Source, EmailChannel, WebhookChannel, FileChannel, Defaults, Http,
+                  RulesFile, Rule, Entity, When):
+        keys.update(f.alias or name for name, f in model.model_fields.items())
+    return keys
+
+
+def _validate(adapter: TypeAdapter[Any], doc: yamlfile.Document) -> tuple[Any, list[Problem]]:
+    data = doc.data if doc.data is not None else {}
+    try:
+        return adapter.validate_python(data), []
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        return None, [doc.problem(e["loc"], _describe(e, _known_keys(e["loc"]))) for e in errors]
+
+
+def rule_files(paths: list[str]) -> tuple[list[Path], list[Problem]]:
+    """Rule files named by *paths*: files as given, folders as their ``*.yaml``/``*.yml`` files
+    in name order."""
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for entry in paths:
+        p = Path(entry)
+        if p.is_dir():
+            files.extend(sorted(f for f in p.iterdir()
+                                if f.suffix in {".yaml", ".yml"} and f.is_file()))
+        elif p.is_file():
+            files.append(p)
+        else:
+            problems.append(Problem(entry, None, "no such rule file or folder"))
+    return files, problems
+
+
+def load_rules(paths: list[str]) -> tuple[LoadedRules, list[Problem]]:
+    """Load rule files, checking keys, types and duplicate ids (not yet terms or references)."""
+    files, problems = rule_files(paths)
+    rules: list[tuple[Rule, yamlfile.Document, tuple[Any, ...]]] = []
+    entities: dict[str, tuple[Entity, yamlfile.Document, tuple[Any, ...]]] = {}
+    rule_ids: dict[str, str] = {}
+    for path in files:
+        doc, found = yamlfile.load(path)
+        problems.extend(found)
+        if doc is None:
+            continue
+        parsed, found = _validate(_RULES, doc)
+        problems.extend(found)
+        if parsed is None:
+            continue
+        for eid, entity in parsed.entities.items():
+            where = ("entities", eid)
+            if eid in entities:
+                first = entities[eid]
+                problems.append(doc.problem(where, f"duplicate entity id {eid!r} (first in "
+                                            f"{first[1].path}:{first[1].locate(first[2])})"))
+                continue
+            entities[eid] = (entity, doc, where)
+        for i, rule in enumerate(parsed.rules):
+            where = ("rules", i, "id")
+            if rule.id in rule_ids:
+                problems.append(doc.problem(where, f"duplicate rule id {rule.id!r} "
+                                            f"(first at {rule_ids[rule.id]})"))
+                continue
+            rule_ids[rule.id] = f"{doc.path}:{doc.locate(where)}"
+            rules.append((rule, doc, ("rules", i)))
+    return LoadedRules(rules, entities, [str(f) for f in files]), problems
+
+
+@dataclass(frozen=True)
+class Config:
+    """A valid configuration: the main file, its rules compiled, and where they came from."""
+
+    path: str
+    main: MainConfig
+    ruleset: Any  # worker.rules.RuleSet (typed loosely to keep config free of the matcher)
+    rule_files: list[str]
+
+    def notify_of(self, rule: Rule) -> list[str]:
+        return rule.notify if rule.notify is not None else self.main.defaults.notify
+
+
+def seed_source_name(folder: str) -> str:
+    """The source name of a seed folder: its path as written, without a trailing slash."""
+    return folder.rstrip("/\\") or folder
+
+
+def load_main(path: str, env: Mapping[str, str] | None = None) -> tuple[MainConfig | None,
+                                                                        yamlfile.Document | None,
+                                                                        list[Problem]]:
+    doc, problems = yamlfile.load(path, env=os.environ if env is None else env)
+    if doc is None:
+        return None, None, problems
+    main, found = _validate(_MAIN, doc)
+    problems.extend(found)
+    if main is None:
+        return None, doc, problems
+    names: dict[str, int] = {}
+    for i, src in enumerate(main.sources):
+        if src.name in names:
+            problems.append(doc.problem(("sources", i, "name"),
+                                        f"duplicate source name {src.name!r}"))
+        names[src.name] = i
+    for ch in main.defaults.notify:
+        if ch not in main.channels:
+            problems.append(doc.problem(("defaults", "notify"), f"unknown channel {ch!r}"))
+    return main, doc, problems
+
+
+def default_path() -> str:
+    return os.environ.get("RAQIB_CONFIG") or DEFAULT_CONFIG
+
+
+def load_config(path: str | None = None, env: Mapping[str, str] | None = None,
+                extra_rules: list[str] | None = None) -> Config:
+    """Load and check everything; raise ConfigError listing every problem."""
+    from worker.rules import compile_rules  # the matcher depends on config, not the reverse
+
+    path = path or default_path()
+    main, _doc, problems = load_main(path, env)
+    if main is None:
+        raise ConfigError(problems)
+    loaded, found = load_rules([*main.rules, *(extra_rules or [])])
+    problems.extend(found)
+    source_names = {s.name for s in main.sources} | {seed_source_name(f) for f in main.seeds}
+    for rule, doc, where in loaded.rules:
+        for ch in rule.notify or []:
+            if ch not in main.channels:
+                problems.append(doc.problem((*where, "notify"), f"unknown channel {ch!r}"))
+        for name in rule.sources or []:
+            if not name.startswith("tag:") and name not in source_names:
+                problems.append(doc.problem((*where, "sources"), f"unknown source {name!r}"))
+    ruleset, found = compile_rules(loaded)
+    problems.extend(found)
+    if problems:
+        raise ConfigError(problems)
+    return Config(path, main, ruleset, loaded.files)

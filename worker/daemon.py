@@ -1,0 +1,88 @@
+"""The long-lived daemon: APScheduler drives the pipeline until SIGTERM or SIGINT.
+
+Jobs: one per feed source (at its interval), one per seed folder (every minute), and delivery
+(every few seconds). Each job is coalesced and runs one instance at a time. The first signal stops
+new work and lets running jobs finish; a second one exits at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from datetime import timedelta
+from types import FrameType
+
+import structlog
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from worker.pipeline import Pipeline
+
+log = structlog.get_logger("raqib.daemon")
+
+SEED_INTERVAL = timedelta(minutes=1)
+DELIVERY_INTERVAL = timedelta(seconds=5)
+WORKERS = 4
+
+
+class Daemon:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.stopping = threading.Event()
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(WORKERS)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+            timezone="UTC",
+        )
+
+    def _schedule(self) -> None:
+        now = self.pipeline.clock()
+        cfg = self.pipeline.cfg.main
+        for src in cfg.sources:
+            self.scheduler.add_job(self._guard(f"source {src.name}", self.pipeline.poll_source),
+                                   "interval", args=[src], id=f"source:{src.name}",
+                                   seconds=src.interval.total_seconds(), next_run_time=now)
+        for folder in cfg.seeds:
+            self.scheduler.add_job(self._guard(f"seeds {folder}", self.pipeline.poll_seeds),
+                                   "interval", args=[folder], id=f"seeds:{folder}",
+                                   seconds=SEED_INTERVAL.total_seconds(), next_run_time=now)
+        self.scheduler.add_job(self._guard("delivery", self.pipeline.deliver), "interval",
+                               id="delivery", seconds=DELIVERY_INTERVAL.total_seconds(),
+                               next_run_time=now)
+
+    def _guard(self, what: str, fn):  # type: ignore[no-untyped-def]
+        """The isolation boundary of one job: an unexpected error is logged, never raised into
+        the scheduler, and the job runs again at its next time."""
+
+        def run(*args):  # type: ignore[no-untyped-def]
+            if self.stopping.is_set():
+                return
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 (one job's bug must not stop the daemon)
+                log.exception("job failed", job=what)
+
+        return run
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self.stopping.is_set():
+            log.warning("second signal: exiting now", signal=signal.Signals(signum).name)
+            os._exit(1)
+        log.info("stopping: finishing running jobs", signal=signal.Signals(signum).name)
+        self.stopping.set()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self._schedule()
+        self.scheduler.start()
+        log.info("raqib running", sources=len(self.pipeline.cfg.main.sources),
+                 seeds=self.pipeline.cfg.main.seeds, rules=len(self.pipeline.cfg.ruleset))
+        while not self.stopping.wait(1.0):
+            pass
+        self.scheduler.shutdown(wait=True)
+        self.pipeline.fetcher.close()
+        log.info("raqib stopped")
+        return 0
+

@@ -1,0 +1,42 @@
+"""The error tree. Every message begins with the stage that raised it (``fetch: …``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class RaqibError(Exception):
+    """Base of every error raqib raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One configuration problem, located in a file."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.message}"
+
+
+class ConfigError(RaqibError):
+    """The configuration or a rule file is invalid; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class FetchError(RaqibError):
+    """A source could not be read (network, HTTP status, file system)."""
+
+
+class ParseError(RaqibError):
+    """A source was read but its content is not a usable feed or document."""
+
+
+class DeliveryError(RaqibError):
+    """A channel could not deliver an alert."""

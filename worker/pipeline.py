@@ -1,0 +1,163 @@
+"""The orchestrator: fetch -> parse -> dedupe -> store + match -> alerts -> deliver.
+
+Each method is one unit of scheduled work (a source poll, a seed-folder pass, a delivery round)
+and is safe to run from the scheduler's threads. A failure is contained to its source or its
+delivery: it is recorded and logged, and the others go on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from worker import config, dedupe, language, parse, seeds
+from worker.alerts.channels import build_channels
+from worker.alerts.deliver import Deliverer, DeliveryReport
+from worker.errors import FetchError, ParseError
+from worker.fetch import Fetcher
+from worker.items import Article
+from worker.store import AlertSpec, IngestResult, Prepared, Store
+
+log = structlog.get_logger("raqib.pipeline")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PassReport:
+    """What one full pass (``raqib once``) did."""
+
+    new: int = 0
+    duplicates: int = 0
+    alerts: int = 0
+    failed_sources: list[str] = field(default_factory=list)
+    delivery: DeliveryReport = field(default_factory=DeliveryReport)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed_sources and not self.delivery.failed
+
+
+class Pipeline:
+    def __init__(self, cfg: config.Config, store: Store, *, fetcher: Fetcher | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.fetcher = fetcher or Fetcher()
+        self.clock = clock
+        channels, waiting = build_channels(cfg.main.channels)
+        for name in waiting:
+            log.warning("channel type not delivered by this version; its alerts wait in the "
+                        "outbox", channel=name, type=cfg.main.channels[name].type)
+        self.deliverer = Deliverer(store, channels, clock)
+        self.source_ids: dict[str, int] = {}
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def sync_sources(self) -> None:
+        entries = [(s.name, s.url, "feed") for s in self.cfg.main.sources]
+        entries += [(config.seed_source_name(f), Path(f).resolve().as_uri(), "seed")
+                    for f in self.cfg.main.seeds]
+        self.source_ids = self.store.sync_sources(entries, self.clock())
+
+    # -- matching -----------------------------------------------------------------------------
+
+    def decide(self, articles: list[Article]) -> list[list[AlertSpec]]:
+        """Detect each new article's language and the alerts its rules raise."""
+        out = []
+        for a in articles:
+            a.language = language.detect(f"{a.title}\n{a.summary}\n{a.body}", a.feed_language)
+            specs = []
+            for m in self.cfg.ruleset.match(a):
+                rule = m.rule.rule
+                specs.append(AlertSpec(rule.id, rule.display_title, rule.severity,
+                                       m.explanations, tuple(self.cfg.notify_of(rule))))
+            out.append(specs)
+        return out
+
+    def _store(self, source: str, prepared: list[Prepared], **kw: object) -> IngestResult:
+        result = self.store.ingest(self.source_ids[source], prepared, self.decide, self.clock(),
+                                   **kw)  # type: ignore[arg-type]
+        for a in result.alerts:
+            log.info("alert raised", rule=a.rule_id, severity=a.severity, source=source,
+                     title=a.title, url=a.url, article_id=a.article_id, alert_id=a.id)
+        if result.new or result.alerts:
+            log.info("ingested", source=source, new=result.new, duplicates=result.duplicates,
+                     alerts=len(result.alerts))
+        return result
+
+    # -- units of work ------------------------------------------------------------------------
+
+    def poll_source(self, src: config.Source) -> IngestResult | None:
+        """Fetch, parse and store one feed; None when it failed (recorded on the source)."""
+        sid = self.source_ids[src.name]
+        state = self.store.source_state(sid)
+        started = self.clock()
+        try:
+            fetched = self.fetcher.fetch(src, etag=state.etag, last_modified=state.last_modified)
+            if fetched.not_modified:
+                result = IngestResult()
+            else:
+                articles = parse.parse_feed(fetched.body or b"", source=src.name,
+                                            headers=fetched.headers, tags=tuple(src.tags))
+                result = self._store(src.name, [dedupe.prepare(a) for a in articles])
+        except (FetchError, ParseError) as exc:
+            self.store.record_poll(sid, now=started, error=str(exc),
+                                   next_poll=started + src.interval)
+            log.warning("source failed", source=src.name, url=src.url, error=str(exc),
+                        failures=state.failures + 1)
+            return None
+        self.store.record_poll(sid, now=started, error=None, next_poll=started + src.interval,
+                               etag=fetched.etag, last_modified=fetched.last_modified)
+        return result
+
+    def poll_seeds(self, folder: str) -> IngestResult | None:
+        """Ingest the new and changed files of one seed folder; None when any file failed (the
+        good files are still stored)."""
+        name = config.seed_source_name(folder)
+        sid = self.source_ids[name]
+        started = self.clock()
+        scan = seeds.scan(Path(folder), self.store.seed_files(sid))
+        errors = list(scan.errors)
+        prepared = []
+        for f in scan.changed:
+            try:
+                article = parse.parse_seed(f.path, f.data, source=name, tags=("seed",),
+                                           guid=f"{f.key}@{f.update.digest[:16]}")
+            except ParseError as exc:
+                errors.append(str(exc))
+                continue
+            prepared.append(dedupe.prepare(article, url_key=False))
+        result = self._store(name, prepared,
+                             seed_files=[f.update for f in scan.changed] + scan.touched)
+        for err in errors:
+            log.warning("seed file failed", source=name, error=err)
+        self.store.record_poll(sid, now=started, error="; ".join(errors) or None,
+                               next_poll=None)
+        return None if errors else result
+
+    def deliver(self) -> DeliveryReport:
+        return self.deliverer.run()
+
+    def run_once(self) -> PassReport:
+        """Everything once: every source, every seed folder, then delivery."""
+        report = PassReport()
+        work: list[tuple[str, Callable[[], IngestResult | None]]] = [
+            (s.name, lambda s=s: self.poll_source(s)) for s in self.cfg.main.sources]
+        work += [(config.seed_source_name(f), lambda f=f: self.poll_seeds(f))
+                 for f in self.cfg.main.seeds]
+        for name, job in work:
+            result = job()
+            if result is None:
+                report.failed_sources.append(name)
+                continue
+            report.new += result.new
+            report.duplicates += result.duplicates
+            report.alerts += len(result.alerts)
+        report.delivery = self.deliver()
+        return report

@@ -1,0 +1,258 @@
+"""Compile rule files into one automaton and one expression tree per rule.
+
+Errors (an unknown entity, a bad regex, a term with no words, a misplaced ``*``, a malformed
+expression) are reported as ``FILE:LINE`` problems; every problem in every file is collected.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ahocorasick
+
+from worker import textnorm
+from worker.config import FIELDS, Entity, LoadedRules, Rule
+from worker.errors import Problem
+from worker.rules.expr import AllOf, AnyOf, AtLeast, Expr, InField, Near, Not, Regex, Term
+from worker.yamlfile import Document
+
+DEFAULT_WITHIN = 10
+MAX_VARIANTS = 256   # readings of one phrase; past it, only the plain keys
+EXPR_KEYS = ("any", "all", "none", "not", "near", "within", "at_least", "of", "field", "match")
+FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
+
+
+@dataclass(eq=False)
+class CompiledRule:
+    rule: Rule
+    expr: Expr
+    fields: frozenset[int]
+    languages: frozenset[str] | None
+    source_names: frozenset[str] | None
+    source_tags: frozenset[str] | None
+    origin: str                     # FILE:LINE of the rule, for logs
+
+    def accepts(self, source: str, tags: Sequence[str], language: str | None) -> bool:
+        if self.languages is not None and (language or "").split("-")[0] not in self.languages:
+            return False
+        if self.source_names is None:
+            return True
+        return source in self.source_names or bool(self.source_tags and
+                                                    self.source_tags.intersection(tags))
+
+
+@dataclass
+class Patterns:
+    """Token-key sequences to find, each with an id; shared between terms that are the same."""
+
+    ids: dict[str, int] = field(default_factory=dict)
+    shape: list[tuple[int, bool]] = field(default_factory=list)   # id -> (tokens, exact)
+
+    def add(self, tokens: list[str], prefix: bool) -> int:
+        key = " " + " ".join(tokens) + ("" if prefix else " ")
+        pid = self.ids.get(key)
+        if pid is None:
+            pid = self.ids[key] = len(self.shape)
+            self.shape.append((len(tokens), not prefix))
+        return pid
+
+    def automaton(self) -> Any:
+        auto = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        for key, pid in self.ids.items():
+            auto.add_word(key, pid)
+        if self.ids:
+            auto.make_automaton()
+        return auto
+
+
+class _Compiler:
+    def __init__(self, entities: dict[str, tuple[Entity, Document, tuple[Any, ...]]]) -> None:
+        self.entities = entities
+        self.patterns = Patterns()
+        self.entity_patterns: dict[str, frozenset[int]] = {}
+        self.problems: list[Problem] = []
+
+    # -- terms --------------------------------------------------------------------------------
+
+    def phrase(self, text: str, doc: Document, loc: tuple[Any, ...]) -> frozenset[int] | None:
+        """A word, phrase or prefix term as pattern ids: one per combination of the readings
+        of its Arabic tokens (see textnorm.key_variants)."""
+        prefix = text.rstrip().endswith("*")
+        body = text.rstrip()[:-1] if prefix else text
+        if "*" in body:
+            self.problems.append(doc.problem(loc, f"term {text!r}: '*' may only end the term"))
+            return None
+        if prefix and body and not textnorm.WORD_RE.search(body[-1]):
+            self.problems.append(doc.problem(loc, f"term {text!r}: '*' must follow a letter"))
+            return None
+        norms = textnorm.norms(body)
+        if not norms:
+            self.problems.append(doc.problem(loc, f"term {text!r} has no words to match"))
+            return None
+        choices = [sorted(textnorm.key_variants(n)) for n in norms]
+        if math.prod(len(c) for c in choices) > MAX_VARIANTS:
+            choices = [[textnorm.strip_proclitics(n)] for n in norms]
+        return frozenset(self.patterns.add(list(combo), prefix)
+                         for combo in itertools.product(*choices))
+
+    def entity(self, eid: str, doc: Document, loc: tuple[Any, ...]) -> frozenset[int] | None:
+        if eid in self.entity_patterns:
+            return self.entity_patterns[eid]
+        if eid not in self.entities:
+            self.problems.append(doc.problem(loc, f"unknown entity '@{eid}'"))
+            return None
+        entity, edoc, where = self.entities[eid]
+        pids: set[int] = set()
+        for i, name in enumerate(entity.names):
+            pids |= self.phrase(name, edoc, (*where, "names", i)) or frozenset()
+        self.entity_patterns[eid] = frozenset(pids)
+        return self.entity_patterns[eid]
+
+    def term(self, value: Any, doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+        if not isinstance(value, str) or not value.strip():
+            self.problems.append(doc.problem(loc, f"a term is a non-empty string, not {value!r}"))
+            return None
+        text = value.strip()
+        if text.startswith("re:"):
+            try:
+                pattern = re.compile(normalize_pattern(text[3:]), re.IGNORECASE)
+            except re.error as exc:
+                self.problems.append(doc.problem(loc, f"term {text!r}: bad regular expression: "
+                                                 f"{exc}"))
+                return None
+            return Regex(text, pattern)
+        if text.startswith("@"):
+            pids = self.entity(text[1:], doc, loc)
+            return None if pids is None else Term(text, pids)
+        pids = self.phrase(text, doc, loc)
+        return None if pids is None else Term(text, pids)
+
+    # -- expressions --------------------------------------------------------------------------
+
+    def expr(self, value: Any, doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+        if isinstance(value, str):
+            return self.term(value, doc, loc)
+        if isinstance(value, list):
+            self.problems.append(doc.problem(loc, "a list is not an expression: wrap it in "
+                                             "'any:' or 'all:'"))
+            return None
+        if not isinstance(value, dict) or not value:
+            self.problems.append(doc.problem(loc, f"an expression is a term or a mapping of "
+                                             f"{', '.join(EXPR_KEYS)}; got {value!r}"))
+            return None
+        return self.mapping(value, doc, loc)
+
+    def items(self, value: Any, doc: Document, loc: tuple[Any, ...]) -> list[Expr] | None:
+        if isinstance(value, str | dict):
+            value = [value]   # `any: term` is read as `any: [term]`
+        if not isinstance(value, list) or not value:
+            self.problems.append(doc.problem(loc, "expected a non-empty list of expressions"))
+            return None
+        out = [self.expr(v, doc, (*loc, i)) for i, v in enumerate(value)]
+        return None if any(e is None for e in out) else out  # type: ignore[return-value]
+
+    def mapping(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+        ok = True
+
+        def bad(key: str, message: str) -> None:
+            nonlocal ok
+            ok = False
+            self.problems.append(doc.problem((*loc, key), message))
+
+        for key in value:
+            if key not in EXPR_KEYS:
+                bad(key, f"unknown expression key {key!r} (expected one of "
+                    f"{', '.join(EXPR_KEYS)})")
+        for key, partner in (("within", "near"), ("of", "at_least"), ("at_least", "of"),
+                             ("match", "field"), ("field", "match")):
+            if key in value and partner not in value:
+                bad(key, f"{key!r} needs {partner!r} beside it")
+        parts: list[Expr] = []
+
+        def sub_items(key: str) -> list[Expr] | None:
+            nonlocal ok
+            got = self.items(value[key], doc, (*loc, key))
+            ok = ok and got is not None
+            return got
+
+        if "any" in value and (got := sub_items("any")):
+            parts.append(got[0] if len(got) == 1 else AnyOf(got))
+        if "all" in value and (got := sub_items("all")):
+            parts.extend(got)
+        if "none" in value and (got := sub_items("none")):
+            parts.append(Not(got[0] if len(got) == 1 else AnyOf(got)))
+        if "not" in value:
+            got1 = self.expr(value["not"], doc, (*loc, "not"))
+            ok = ok and got1 is not None
+            if got1 is not None:
+                parts.append(Not(got1))
+        if "near" in value and (got := sub_items("near")):
+            within = value.get("within", DEFAULT_WITHIN)
+            if not isinstance(within, int) or isinstance(within, bool) or within < 0:
+                bad("within", f"'within' is a whole number of tokens, not {within!r}")
+            elif len(got) < 2:
+                bad("near", "'near' needs at least two expressions")
+            else:
+                parts.append(Near(got, within))
+        if "at_least" in value and "of" in value and (got := sub_items("of")):
+            k = value["at_least"]
+            if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= len(got):
+                bad("at_least", f"'at_least' is a whole number from 0 to {len(got)}, not {k!r}")
+            else:
+                parts.append(AtLeast(k, got))
+        if "field" in value and "match" in value:
+            fname = value["field"]
+            inner = self.expr(value["match"], doc, (*loc, "match"))
+            ok = ok and inner is not None
+            if fname not in FIELD_INDEX:
+                bad("field", f"'field' is one of {', '.join(FIELDS)}, not {fname!r}")
+            elif inner is not None:
+                parts.append(InField(FIELD_INDEX[fname], inner))
+        if not ok or not parts:
+            return None
+        return parts[0] if len(parts) == 1 else AllOf(parts)
+
+
+def normalize_pattern(pattern: str) -> str:
+    """A regex pattern normalized like text, short of case folding (IGNORECASE does that) so
+    escapes such as ``\\D`` keep their meaning."""
+    pattern = unicodedata.normalize("NFKC", pattern)
+    pattern = unicodedata.normalize("NFD", pattern).translate(textnorm.MARKS)
+    return pattern.translate(textnorm.TRANSLATE)
+
+
+def compile_rules(loaded: LoadedRules) -> tuple[RuleSet, list[Problem]]:
+    from worker.rules.match import RuleSet  # noqa: PLC0415 (match imports this module)
+
+    comp = _Compiler(loaded.entities)
+    compiled: list[CompiledRule] = []
+    for rule, doc, where in loaded.rules:
+        expr = comp.expr(rule.match, doc, (*where, "match"))
+        if expr is None:
+            continue
+        names = tags = None
+        if rule.sources is not None:
+            names = frozenset(s for s in rule.sources if not s.startswith("tag:"))
+            tags = frozenset(s[4:] for s in rule.sources if s.startswith("tag:"))
+        compiled.append(CompiledRule(
+            rule=rule, expr=expr,
+            fields=frozenset(FIELD_INDEX[f] for f in rule.fields),
+            languages=None if rule.languages is None else frozenset(
+                lang.lower().split("-")[0] for lang in rule.languages),
+            source_names=names, source_tags=tags,
+            origin=f"{doc.path}:{doc.locate(where)}",
+        ))
+    for eid in loaded.entities:   # entities no rule uses are still checked
+        entity, edoc, _ = loaded.entities[eid]
+        if eid not in comp.entity_patterns:
+            comp.entity(eid, edoc, ())
+    return RuleSet(compiled, comp.patterns), comp.problems
+
+
+__all__ = ["CompiledRule", "Patterns", "compile_rules"]

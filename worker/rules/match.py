@@ -1,0 +1,166 @@
+"""Matching: one automaton scan of an article's token keys, then only the rules it touched."""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from worker import textnorm
+from worker.config import FIELDS
+from worker.items import Article, Explanation
+from worker.rules.compile import CompiledRule, Patterns
+from worker.rules.expr import Hit, Scope
+
+MAX_EXPLANATIONS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMatch:
+    rule: CompiledRule
+    explanations: tuple[Explanation, ...]
+
+    @property
+    def rule_id(self) -> str:
+        return self.rule.rule.id
+
+
+class _View:
+    """One article as the matcher sees it: tokens per field, joined for the automaton."""
+
+    __slots__ = ("_norm", "fields", "joined", "offsets", "starts")
+
+    def __init__(self, article: Article) -> None:
+        self.fields = [textnorm.tokenize(article.field_text(name)) for name in FIELDS]
+        parts: list[str] = []
+        starts: list[int] = []    # position of each token in `joined`, all fields in order
+        self.offsets: list[int] = []   # global index of each field's first token
+        pos = 0
+        for tokens in self.fields:
+            self.offsets.append(len(starts))
+            parts.append(" ")
+            pos += 1
+            for key in tokens.keys:
+                starts.append(pos)
+                parts.append(key)
+                parts.append(" ")
+                pos += len(key) + 1
+            parts.append("\n")   # no pattern holds a newline: phrases never cross fields
+            pos += 1
+        self.joined = "".join(parts)
+        self.starts = starts
+        self._norm: dict[int, tuple[str, list[tuple[int, int]]]] = {}
+
+    def locate(self, global_index: int) -> tuple[int, int]:
+        f = bisect_right(self.offsets, global_index) - 1
+        return f, global_index - self.offsets[f]
+
+    def normalized(self, f: int) -> tuple[str, list[tuple[int, int]]]:
+        """A field's normalized text (punctuation kept, white space folded) and each token's
+        span in it, for ``re:`` terms."""
+        if f not in self._norm:
+            tokens = self.fields[f]
+            pieces: list[str] = []
+            spans: list[tuple[int, int]] = []
+            pos = 0
+            prev_end = 0
+            last_span: tuple[int, int] | None = None
+            for span in tokens.spans:
+                if span == last_span:   # a token NFKC split in several shares one span
+                    spans.append(spans[-1])
+                    continue
+                gap = textnorm.normalize_piece(tokens.text[prev_end:span[0]])
+                norm = textnorm.normalize_piece(tokens.text[span[0]:span[1]])
+                pieces += (gap, norm)
+                pos += len(gap)
+                spans.append((pos, pos + len(norm)))
+                pos += len(norm)
+                prev_end = span[1]
+                last_span = span
+            pieces.append(textnorm.normalize_piece(tokens.text[prev_end:]))
+            self._norm[f] = ("".join(pieces), spans)
+        return self._norm[f]
+
+    def search(self, pattern: re.Pattern[str], f: int) -> list[tuple[int, int]]:
+        text, spans = self.normalized(f)
+        out = []
+        ends = [e for _, e in spans]
+        starts = [s for s, _ in spans]
+        for m in pattern.finditer(text):
+            first = bisect_right(ends, m.start())          # first token ending after the start
+            if first >= len(spans):
+                continue
+            last = max(first, bisect_right(starts, max(m.end() - 1, m.start())) - 1)
+            out.append((first, last))
+        return out
+
+
+class RuleSet:
+    """Compiled rules: match an article against all of them at once."""
+
+    def __init__(self, rules: list[CompiledRule], patterns: Patterns) -> None:
+        self.rules = rules
+        self.shape = patterns.shape
+        self.automaton = patterns.automaton()
+        self.by_pattern: dict[int, list[int]] = defaultdict(list)
+        self.always: list[int] = []     # rules that may hold without any pattern hit
+        for i, cr in enumerate(rules):
+            if cr.expr.anchors is None:
+                self.always.append(i)
+            else:
+                for pid in cr.expr.anchors:
+                    self.by_pattern[pid].append(i)
+        self.by_id = {cr.rule.id: cr for cr in rules}
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def _scan(self, view: _View) -> dict[int, list[tuple[int, int, int]]]:
+        hits: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+        if not self.shape:
+            return hits
+        starts = view.starts
+        for end, pid in self.automaton.iter(view.joined):
+            ntokens, exact = self.shape[pid]
+            last = bisect_right(starts, end - 1 if exact else end) - 1
+            f, local_last = view.locate(last)
+            hits[pid].append((f, local_last - ntokens + 1, local_last))
+        return hits
+
+    def match(self, article: Article, only: Iterable[str] | None = None) -> list[RuleMatch]:
+        """Every rule the article matches (optionally only the rules named in *only*)."""
+        view = _View(article)
+        hits = self._scan(view)
+        candidates = set(self.always)
+        for pid in hits:
+            candidates.update(self.by_pattern.get(pid, ()))
+        wanted = None if only is None else set(only)
+        out: list[RuleMatch] = []
+        for i in sorted(candidates):
+            cr = self.rules[i]
+            if wanted is not None and cr.rule.id not in wanted:
+                continue
+            if not cr.accepts(article.source, article.tags, article.language):
+                continue
+            result = cr.expr.eval(Scope(hits, view.search, cr.fields))
+            if result is not None:
+                out.append(RuleMatch(cr, explain(view, result)))
+        return out
+
+
+def explain(view: _View, hits: list[Hit]) -> tuple[Explanation, ...]:
+    seen: set[Hit] = set()
+    out: list[Explanation] = []
+    for hit in sorted(hits, key=lambda h: (h[0], h[1], h[3])):
+        if hit in seen:
+            continue
+        seen.add(hit)
+        f, first, last, term = hit
+        tokens = view.fields[f]
+        out.append(Explanation(term, FIELDS[f], tokens.source(first, last),
+                               tokens.snippet(first, last)))
+        if len(out) >= MAX_EXPLANATIONS:
+            break
+    return tuple(out)

@@ -1,0 +1,171 @@
+"""The database schema: SQLAlchemy 2 models, portable between SQLite and PostgreSQL.
+
+Exact dedupe is held by unique constraints, so two workers inserting the same article at once
+cannot both succeed: a GUID is unique per source, a canonical URL and a normalized-text hash are
+unique across sources. An alert is unique per (rule, story); a delivery per (alert, channel).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Explicit constraint names keep migrations identical on every backend.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; elsewhere ids are 64-bit.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, whatever the backend stores."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Source(Base):
+    """A feed or a seed folder, with its health."""
+
+    __tablename__ = "sources"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))           # feed | seed
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    last_poll: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_poll: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SeedFile(Base):
+    """A file of a seed folder as last read: re-read only when it changed."""
+
+    __tablename__ = "seed_files"
+    __table_args__ = (UniqueConstraint("source_id", "path"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(64))
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Story(Base):
+    """Articles that tell the same news. Alerts are raised per (rule, story)."""
+
+    __tablename__ = "stories"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Article(Base):
+    __tablename__ = "articles"
+    __table_args__ = (
+        UniqueConstraint("source_id", "guid_hash"),
+        UniqueConstraint("url_hash"),
+        UniqueConstraint("content_hash"),
+        Index(None, "fetched_at"),
+        Index(None, "story_id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"))
+    guid: Mapped[str | None] = mapped_column(Text)
+    guid_hash: Mapped[str | None] = mapped_column(String(32))
+    url: Mapped[str | None] = mapped_column(Text)
+    url_hash: Mapped[str | None] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16))
+    published: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("rule_id", "story_id"), Index(None, "created_at"))
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)       # a ULID
+    rule_id: Mapped[str] = mapped_column(String(200))
+    rule_title: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(16))
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"))
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Match(Base):
+    """Why an alert was raised: one row per term hit, as the article had it."""
+
+    __tablename__ = "matches"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    term: Mapped[str] = mapped_column(Text)
+    field: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    snippet: Mapped[str] = mapped_column(Text)
+
+
+class Delivery(Base):
+    """The outbox: one row per (alert, channel), written with the alert, sent by the delivery
+    job. Status: pending (to send at next_attempt), sent, or dead (gave up)."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("alert_id", "channel"), Index(None, "status", "next_attempt"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+metadata = Base.metadata

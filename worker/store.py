@@ -1,0 +1,416 @@
+"""Storage: the only module that talks to the database.
+
+One ``ingest`` call is one transaction for one fetched feed or seed pass: it drops what is already
+stored (by GUID, canonical URL or text hash), lets the caller match what is new, and writes the new
+articles, their stories, alerts, matches and outbox deliveries together. Inserts are Core
+``INSERT … ON CONFLICT DO NOTHING``, so a second worker racing on the same article loses quietly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from ulid import ULID
+
+from worker.items import Article, Explanation
+from worker.schema import Alert, Delivery, Match, SeedFile, Source, Story
+from worker.schema import Article as ArticleRow
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+CHUNK = 500   # keys per IN (...) look-up
+
+
+def database_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 here (the driver raqib installs)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = database_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    return engine
+
+
+@dataclass(slots=True)
+class Prepared:
+    """An article with its dedupe keys (see worker.dedupe)."""
+
+    article: Article
+    guid_hash: str | None
+    url: str | None
+    url_hash: str | None
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSpec:
+    rule_id: str
+    rule_title: str
+    severity: str
+    explanations: tuple[Explanation, ...]
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RaisedAlert:
+    id: str
+    rule_id: str
+    severity: str
+    article_id: int
+    title: str
+    url: str | None
+
+
+@dataclass(slots=True)
+class IngestResult:
+    new: int = 0
+    duplicates: int = 0
+    alerts: list[RaisedAlert] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SeedFileState:
+    size: int
+    mtime_ns: int
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class SeedFileUpdate:
+    path: str
+    size: int
+    mtime_ns: int
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    id: int
+    alert_id: str
+    channel: str
+    attempts: int
+
+
+# Decides, for the articles not stored yet, which alerts each raises (and may set language).
+Decide = Callable[[list[Article]], list[list[AlertSpec]]]
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = database_url(url)
+        self.engine = make_engine(self.url)
+        self.dialect = self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def _insert(self, table: Any) -> Any:
+        mod = postgresql if self.dialect == "postgresql" else sqlite
+        return mod.insert(table)
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Apply pending Alembic migrations."""
+        from alembic import command  # noqa: PLC0415 (only needed here)
+        from alembic.config import Config as AlembicConfig  # noqa: PLC0415
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    # -- sources ------------------------------------------------------------------------------
+
+    def sync_sources(self, sources: Iterable[tuple[str, str, str]], now: datetime) -> dict[str, int]:
+        """Make sure each (name, url, kind) has a row; return ids by name."""
+        rows = [{"name": n, "url": u, "kind": k, "failures": 0, "created_at": now}
+                for n, u, k in sources]
+        with self.begin() as conn:
+            if rows:
+                conn.execute(self._insert(Source).on_conflict_do_nothing(), rows)
+                for r in rows:
+                    conn.execute(update(Source).where(Source.name == r["name"],
+                                                      Source.url != r["url"])
+                                 .values(url=r["url"], kind=r["kind"]))
+            return {name: sid for sid, name in conn.execute(select(Source.id, Source.name))}
+
+    def source_state(self, source_id: int) -> Source:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Source).where(Source.id == source_id)).one()
+            return Source(**row._mapping)
+
+    def sources(self) -> list[Source]:
+        with self.engine.connect() as conn:
+            return [Source(**r._mapping) for r in conn.execute(select(Source).order_by(Source.name))]
+
+    def record_poll(self, source_id: int, *, now: datetime, error: str | None,
+                    next_poll: datetime | None, etag: str | None = None,
+                    last_modified: str | None = None) -> None:
+        values: dict[str, Any] = {"last_poll": now, "next_poll": next_poll}
+        if error is None:
+            values |= {"last_success": now, "last_error": None, "failures": 0}
+            if etag is not None or last_modified is not None:
+                values |= {"etag": etag, "last_modified": last_modified}
+        else:
+            values |= {"last_error": error, "failures": Source.failures + 1}
+        with self.begin() as conn:
+            conn.execute(update(Source).where(Source.id == source_id).values(**values))
+
+    # -- seed files ---------------------------------------------------------------------------
+
+    def seed_files(self, source_id: int) -> dict[str, SeedFileState]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(SeedFile.path, SeedFile.size, SeedFile.mtime_ns,
+                                       SeedFile.digest).where(SeedFile.source_id == source_id))
+            return {p: SeedFileState(s, m, d) for p, s, m, d in rows}
+
+    def _record_seed_files(self, conn: Connection, source_id: int,
+                           files: Sequence[SeedFileUpdate], now: datetime) -> None:
+        for f in files:
+            values = {"size": f.size, "mtime_ns": f.mtime_ns, "digest": f.digest, "read_at": now}
+            stmt = self._insert(SeedFile).values(source_id=source_id, path=f.path, **values)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["source_id", "path"],
+                                                    set_=values))
+
+    # -- ingest -------------------------------------------------------------------------------
+
+    def _known(self, conn: Connection, source_id: int, batch: list[Prepared]) -> set[str]:
+        """Dedupe keys in *batch* already stored, as 'g:…', 'u:…' and 'c:…' strings."""
+        known: set[str] = set()
+        for part in _chunks(batch):
+            guids = [p.guid_hash for p in part if p.guid_hash]
+            urls = [p.url_hash for p in part if p.url_hash]
+            contents = [p.content_hash for p in part]
+            cond = [ArticleRow.content_hash.in_(contents)]
+            if urls:
+                cond.append(ArticleRow.url_hash.in_(urls))
+            if guids:
+                cond.append(and_(ArticleRow.source_id == source_id,
+                                 ArticleRow.guid_hash.in_(guids)))
+            q = select(ArticleRow.source_id, ArticleRow.guid_hash, ArticleRow.url_hash,
+                       ArticleRow.content_hash).where(or_(*cond))
+            for sid, g, u, c in conn.execute(q):
+                if g and sid == source_id:
+                    known.add("g:" + g)
+                if u:
+                    known.add("u:" + u)
+                known.add("c:" + c)
+        return known
+
+    @staticmethod
+    def _keys(p: Prepared) -> list[str]:
+        keys = ["c:" + p.content_hash]
+        if p.url_hash:
+            keys.append("u:" + p.url_hash)
+        if p.guid_hash:
+            keys.append("g:" + p.guid_hash)
+        return keys
+
+    def ingest(self, source_id: int, batch: list[Prepared], decide: Decide, now: datetime,
+               seed_files: Sequence[SeedFileUpdate] = ()) -> IngestResult:
+        """Store what is new in *batch* and the alerts *decide* raises for it, in one
+        transaction (with *seed_files* recorded as read)."""
+        result = IngestResult()
+        with self.begin() as conn:
+            known = self._known(conn, source_id, batch)
+            fresh: list[Prepared] = []
+            for p in batch:
+                keys = self._keys(p)
+                if any(k in known for k in keys):
+                    result.duplicates += 1
+                    continue
+                known.update(keys)   # a copy later in the same batch is a duplicate too
+                fresh.append(p)
+            if fresh:
+                decisions = decide([p.article for p in fresh])
+                self._insert_new(conn, source_id, fresh, decisions, now, result)
+            self._record_seed_files(conn, source_id, seed_files, now)
+        return result
+
+    def _insert_new(self, conn: Connection, source_id: int, fresh: list[Prepared],
+                    decisions: list[list[AlertSpec]], now: datetime, result: IngestResult) -> None:
+        story_ids = list(conn.scalars(
+            self._insert(Story).returning(Story.id, sort_by_parameter_order=True),
+            [{"title": p.article.title, "created_at": now} for p in fresh]))
+        rows = [{
+            "source_id": source_id, "story_id": sid, "guid": p.article.guid,
+            "guid_hash": p.guid_hash, "url": p.url, "url_hash": p.url_hash,
+            "content_hash": p.content_hash, "title": p.article.title,
+            "summary": p.article.summary, "body": p.article.body,
+            "language": p.article.language, "published": p.article.published, "fetched_at": now,
+        } for p, sid in zip(fresh, story_ids, strict=True)]
+        stmt = self._insert(ArticleRow).on_conflict_do_nothing().returning(
+            ArticleRow.id, ArticleRow.content_hash)
+        inserted = dict((c, i) for i, c in conn.execute(stmt, rows))
+        lost = [sid for p, sid in zip(fresh, story_ids, strict=True)
+                if p.content_hash not in inserted]
+        if lost:   # another worker stored these first: it raises their alerts
+            conn.execute(delete(Story).where(Story.id.in_(lost)))
+        result.new = len(inserted)
+        result.duplicates += len(fresh) - len(inserted)
+        alert_rows, pending = [], {}
+        for p, sid, specs in zip(fresh, story_ids, decisions, strict=True):
+            article_id = inserted.get(p.content_hash)
+            if article_id is None:
+                continue
+            for spec in specs:
+                aid = str(ULID.from_datetime(now))
+                alert_rows.append({"id": aid, "rule_id": spec.rule_id,
+                                   "rule_title": spec.rule_title, "severity": spec.severity,
+                                   "story_id": sid, "article_id": article_id, "created_at": now})
+                pending[aid] = (spec, p, article_id)
+        if not alert_rows:
+            return
+        stmt = self._insert(Alert).on_conflict_do_nothing().returning(Alert.id)
+        created = list(conn.scalars(stmt, alert_rows))
+        matches, deliveries = [], []
+        for aid in created:
+            spec, p, article_id = pending[aid]
+            matches += [{"alert_id": aid, **e.as_dict()} for e in spec.explanations]
+            deliveries += [{"alert_id": aid, "channel": ch, "status": "pending", "attempts": 0,
+                            "next_attempt": now, "created_at": now} for ch in spec.channels]
+            result.alerts.append(RaisedAlert(aid, spec.rule_id, spec.severity, article_id,
+                                             p.article.title, p.url))
+        if matches:
+            conn.execute(self._insert(Match), matches)
+        if deliveries:
+            conn.execute(self._insert(Delivery), deliveries)
+
+    # -- alerts and deliveries ----------------------------------------------------------------
+
+    def alert_payloads(self, *, ids: Sequence[str] | None = None, since: datetime | None = None,
+                       limit: int | None = None) -> list[dict[str, Any]]:
+        """Alerts as payload dicts (interfaces.md), newest first."""
+        from worker.alerts.payload import build_payload  # noqa: PLC0415 (payload imports store types)
+
+        q = (select(Alert, ArticleRow.url, ArticleRow.title, ArticleRow.published,
+                    ArticleRow.language, Source.name)
+             .join(ArticleRow, ArticleRow.id == Alert.article_id)
+             .join(Source, Source.id == ArticleRow.source_id)
+             .order_by(Alert.created_at.desc(), Alert.id.desc()))
+        if ids is not None:
+            q = q.where(Alert.id.in_(list(ids)))
+        if since is not None:
+            q = q.where(Alert.created_at >= since)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+            alert_ids = [r._mapping["id"] for r in rows]
+            matches: dict[str, list[dict[str, str]]] = {a: [] for a in alert_ids}
+            story_sources: dict[int, int] = {}
+            for part in _chunks(alert_ids):
+                for m in conn.execute(select(Match).where(Match.alert_id.in_(part))
+                                      .order_by(Match.id)):
+                    matches[m.alert_id].append({"term": m.term, "field": m.field, "text": m.text,
+                                                "snippet": m.snippet})
+            story_ids = {r._mapping["story_id"] for r in rows}
+            for chunk in _chunks(sorted(story_ids)):
+                q2 = (select(ArticleRow.story_id, func.count(func.distinct(ArticleRow.source_id)))
+                      .where(ArticleRow.story_id.in_(chunk)).group_by(ArticleRow.story_id))
+                story_sources.update(dict(conn.execute(q2).tuples().all()))
+        out = []
+        for r in rows:
+            m = r._mapping
+            out.append(build_payload(
+                alert_id=m["id"], created_at=m["created_at"], rule_id=m["rule_id"],
+                rule_title=m["rule_title"], severity=m["severity"], article_id=m["article_id"],
+                url=m["url"], title=m["title"], source=m["name"], published=m["published"],
+                language=m["language"], story_id=m["story_id"],
+                story_sources=story_sources.get(m["story_id"], 1), matches=matches[m["id"]]))
+        return out
+
+    def due_deliveries(self, now: datetime, limit: int = 500) -> list[DueDelivery]:
+        q = (select(Delivery.id, Delivery.alert_id, Delivery.channel, Delivery.attempts)
+             .where(Delivery.status == "pending", Delivery.next_attempt <= now)
+             .order_by(Delivery.next_attempt, Delivery.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [DueDelivery(*r) for r in conn.execute(q)]
+
+    def delivered(self, delivery_id: int, now: datetime) -> None:
+        with self.begin() as conn:
+            conn.execute(update(Delivery).where(Delivery.id == delivery_id).values(
+                status="sent", sent_at=now, attempts=Delivery.attempts + 1, last_error=None))
+
+    def delivery_failed(self, delivery_id: int, error: str, retry_at: datetime | None) -> None:
+        """Record a failed attempt: retried at *retry_at*, or dead when it is None."""
+        values: dict[str, Any] = {"attempts": Delivery.attempts + 1, "last_error": error}
+        values |= {"next_attempt": retry_at} if retry_at is not None else {"status": "dead"}
+        with self.begin() as conn:
+            conn.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
+
+    def deliveries_of(self, alert_ids: Sequence[str]) -> dict[str, list[Delivery]]:
+        out: dict[str, list[Delivery]] = {a: [] for a in alert_ids}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(alert_ids)):
+                for r in conn.execute(select(Delivery).where(Delivery.alert_id.in_(chunk))
+                                      .order_by(Delivery.channel)):
+                    out[r.alert_id].append(Delivery(**r._mapping))
+        return out
+
+    # -- listings -----------------------------------------------------------------------------
+
+    def articles(self, *, since: datetime | None = None, source: str | None = None,
+                 limit: int | None = None) -> list[dict[str, Any]]:
+        q = (select(ArticleRow.id, Source.name.label("source"), ArticleRow.url,
+                    ArticleRow.title, ArticleRow.published, ArticleRow.language,
+                    ArticleRow.story_id.label("story"), ArticleRow.fetched_at)
+             .join(Source, Source.id == ArticleRow.source_id)
+             .order_by(func.coalesce(ArticleRow.published, ArticleRow.fetched_at).desc(),
+                       ArticleRow.id.desc()))
+        if since is not None:
+            q = q.where(ArticleRow.fetched_at >= since)
+        if source is not None:
+            q = q.where(Source.name == source)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def count(self, model: Any) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _chunks(items: list[Any]) -> Iterator[list[Any]]:
+    for i in range(0, len(items), CHUNK):
+        yield items[i:i + CHUNK]
+
+
+def default_sqlite_path(url: str) -> str | None:
+    parsed = make_url(database_url(url))
+    return parsed.database if parsed.get_backend_name() == "sqlite" else None
+
+

@@ -1,0 +1,215 @@
+"""One text normalizer for article text and rule terms.
+
+The rules (``config`` users write against them; see README "Normalization"):
+
+* Unicode NFKC, then case folding; combining marks dropped after canonical decomposition, which
+  removes Latin accents (é → e) and Arabic harakat, tanwin, shadda, sukun and the superscript
+  alef, and turns أ إ آ into ا, ؤ into و and ئ into ي.
+* Arabic letters: ٱ → ا, ى → ي, ة → ه, Persian/Kurdish ی → ي and ک → ك; tatweel removed;
+  Arabic-Indic and Eastern Arabic-Indic digits → 0-9. Invisible format characters (ZWNJ, ZWJ,
+  bidi marks, soft hyphen) are removed, so a word with one inside equals the word without.
+* Tokens are maximal runs of letters, digits and marks: punctuation and symbols of every script
+  (Arabic comma and question mark, quotes, guillemets, the hyphen in al-Asad) separate them.
+* Arabic proclitics: a token in Arabic script loses, in order and each only if two letters
+  remain, a conjunction (و ف), a preposition (ب ل ك) and the article ال; لل is ل + ال.
+  The result is the token's *key*; two tokens match when their keys are equal.
+
+Normalization is per token and cached, so an article costs one regex scan plus a dictionary
+look-up per token; positions are token indexes, stable under normalization, and each token keeps
+its span in the original text for explanations.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import unicodedata
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+def _build_word_class() -> str:
+    """Characters that belong inside a token: letters, digits, marks, invisible format chars."""
+    extra = []
+    for cp in range(0x10000):
+        cat = unicodedata.category(chr(cp))
+        if cat[0] == "M" or cat == "Cf":
+            extra.append(cp)
+    ranges: list[str] = []
+    start = prev = extra[0]
+    for cp in [*extra[1:], sys.maxunicode + 2]:
+        if cp != prev + 1:
+            ranges.append(re.escape(chr(start)) if start == prev else
+                          f"{re.escape(chr(start))}-{re.escape(chr(prev))}")
+            start = cp
+        prev = cp
+    return "[^\\W_]|[" + "".join(ranges) + "]"
+
+
+WORD_RE = re.compile(f"(?:{_build_word_class()})+")
+
+_ARABIC_LETTERS = {
+    "\u0671": "\u0627",  # ٱ alef wasla -> ا
+    "\u0649": "\u064a",  # ى alef maksura -> ي
+    "\u0629": "\u0647",  # ة teh marbuta -> ه
+    "\u06cc": "\u064a",  # ی Farsi yeh -> ي
+    "\u06d2": "\u064a",  # ے yeh barree -> ي
+    "\u06a9": "\u0643",  # ک keheh -> ك
+    "\u06aa": "\u0643",  # ڪ swash kaf -> ك
+    "\u06be": "\u0647",  # ھ heh doachashmee -> ه
+    "\u06c1": "\u0647",  # ہ heh goal -> ه
+    "\u0640": None,      # tatweel
+}
+_DIGITS = {0x0660 + i: str(i) for i in range(10)} | {0x06F0 + i: str(i) for i in range(10)}
+TRANSLATE = str.maketrans({**{ord(k): v for k, v in _ARABIC_LETTERS.items()}, **_DIGITS})
+
+
+def _is_droppable(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    return cat == "Mn" or cat == "Me" or cat == "Cf"
+
+
+MARKS = {ord(ch): None for ch in map(chr, range(0x10000)) if _is_droppable(ch)}
+
+
+def normalize_text(text: str) -> str:
+    """Normalize characters of *text*, keeping punctuation and spacing (for ``re:`` terms)."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = unicodedata.normalize("NFD", text).translate(MARKS)
+    return text.translate(TRANSLATE)
+
+
+def _is_arabic(ch: str) -> bool:
+    return "\u0600" <= ch <= "\u06ff" or "\u0750" <= ch <= "\u077f" or "\u08a0" <= ch <= "\u08ff"
+
+
+def _strip(token: str, stage: int = 0) -> str:
+    """Strip proclitics greedily from *stage* on (0 conjunction, 1 preposition, 2 article)."""
+    if not token or not _is_arabic(token[0]):
+        return token
+    if stage <= 0 and token[0] in "وف" and len(token) >= 3:
+        token = token[1:]
+    if stage <= 1 and token[0] in "بلك" and len(token) >= 3:
+        if token.startswith("لل") and len(token) >= 4:
+            return token[2:]  # لل = ل + ال, the article's alef elided
+        token = token[1:]
+    if stage <= 2 and token.startswith("ال") and len(token) >= 4:
+        token = token[2:]
+    return token
+
+
+def strip_proclitics(token: str) -> str:
+    """The key of a normalized token: its Arabic proclitics removed while two letters remain.
+    Text tokens are looked up by this key."""
+    return _strip(token)
+
+
+def _forms(token: str) -> list[tuple[str, int]]:
+    """The token after each proclitic it may lose, with the stage reached: its readings."""
+    forms = [(token, 0)]
+    if not token or not _is_arabic(token[0]):
+        return forms
+    for stage in (1, 2, 3):
+        nxt = _strip(token, stage - 1) if stage == 3 else _strip_one(token, stage - 1)
+        if nxt != token:
+            token = nxt
+            forms.append((token, stage))
+    return forms
+
+
+def _strip_one(token: str, stage: int) -> str:
+    """Remove the one proclitic of *stage* if present (a preposition takes an elided article)."""
+    if stage == 0:
+        return token[1:] if token[0] in "وف" and len(token) >= 3 else token
+    if token[0] in "بلك" and len(token) >= 3:
+        return token[2:] if token.startswith("لل") and len(token) >= 4 else token[1:]
+    return token
+
+
+@lru_cache(maxsize=65_536)
+def key_variants(norm: str) -> frozenset[str]:
+    """The text keys a normalized term token matches. Proclitics are each optional, so two
+    tokens match when some reading of one equals some reading of the other: the term token
+    ``بغداد`` (key غداد) also matches ``ببغداد`` (key بغداد) through the reading بغداد."""
+    return frozenset(_strip(form, stage) for form, _ in _forms(norm) for stage in range(4))
+
+
+@lru_cache(maxsize=262_144)
+def token_keys(raw: str) -> tuple[str, ...]:
+    """Keys of one raw token. Usually one; NFKC can split a ligature (ﷺ) into several; none for
+    a token made only of marks or tatweel."""
+    return tuple(strip_proclitics(m.group()) for m in WORD_RE.finditer(normalize_text(raw)))
+
+
+@lru_cache(maxsize=262_144)
+def token_norms(raw: str) -> tuple[str, ...]:
+    """Normalized forms of one raw token, before proclitics are stripped."""
+    return tuple(m.group() for m in WORD_RE.finditer(normalize_text(raw)))
+
+
+def norms(text: str) -> list[str]:
+    """The normalized tokens of *text*, proclitics kept (what a term compiles from)."""
+    out: list[str] = []
+    for m in WORD_RE.finditer(text):
+        out.extend(token_norms(m.group()))
+    return out
+
+
+def keys(text: str) -> list[str]:
+    """The token keys of *text*, in order (what a term compiles to)."""
+    out: list[str] = []
+    for m in WORD_RE.finditer(text):
+        out.extend(token_keys(m.group()))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """The tokens of one text: keys in order and each token's span in the original text."""
+
+    text: str
+    keys: tuple[str, ...]
+    spans: tuple[tuple[int, int], ...]
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def source(self, first: int, last: int) -> str:
+        """The original text of tokens first..last (inclusive)."""
+        return self.text[self.spans[first][0] : self.spans[last][1]]
+
+    def snippet(self, first: int, last: int, width: int = 60) -> str:
+        """Original text around tokens first..last, cut at word boundaries, with ellipses."""
+        start, end = self.spans[first][0], self.spans[last][1]
+        lo = max(0, start - width)
+        hi = min(len(self.text), end + width)
+        if lo > 0:
+            i = bisect_right(self.starts, lo)
+            lo = self.starts[i] if i < len(self.starts) and self.starts[i] <= start else lo
+        if hi < len(self.text):
+            j = bisect_right(self.ends, hi) - 1
+            hi = self.ends[j] if j >= 0 and self.ends[j] >= end else hi
+        body = " ".join(self.text[lo:hi].split())
+        return f"{'… ' if lo > 0 else ''}{body}{' …' if hi < len(self.text) else ''}"
+
+
+def tokenize(text: str) -> Tokens:
+    """Split *text* into tokens, keeping where each came from."""
+    ks: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for m in WORD_RE.finditer(text):
+        span = m.span()
+        for key in token_keys(m.group()):
+            ks.append(key)
+            spans.append(span)
+    return Tokens(text, tuple(ks), tuple(spans), tuple(s for s, _ in spans),
+                  tuple(e for _, e in spans))
+
+
+@lru_cache(maxsize=65_536)
+def normalize_piece(text: str) -> str:
+    """normalize_text with white space folded to single spaces; cached for repeated pieces."""
+    return " ".join(normalize_text(text).split()) if text.strip() else (" " if text else "")
