@@ -5,14 +5,13 @@ BIN    := $(VENV)/bin
 CONFIG ?= config/raqib.yaml
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run once check test lint typecheck bench clean
+.PHONY: help install run once check test lint typecheck clean
 
 help:
 	@echo "make run        install if needed, migrate, start the daemon on $(CONFIG)"
 	@echo "make test       the whole test suite"
 	@echo "make lint       ruff"
 	@echo "make typecheck  mypy --strict"
-	@echo "make bench      benchmarks (ratios against a baseline in the same run)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,13 +35,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check worker tests bench migrations
+	$(BIN)/ruff check worker tests migrations
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
-
-bench: $(STAMP)
-	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

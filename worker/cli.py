@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -62,6 +63,8 @@ def _store(cfg: config.Config, *, migrate: bool) -> Store:
 
 def cmd_check(args: argparse.Namespace) -> int:
     cfg = _load(args)
+    for warning in cfg.warnings:
+        print(warning, file=sys.stderr)
     print(f"{cfg.path}: ok ({len(cfg.main.sources)} sources, {len(cfg.main.seeds)} seed folders, "
           f"{len(cfg.ruleset)} rules in {len(cfg.rule_files)} files, "
           f"{len(cfg.main.channels)} channels)")
@@ -83,8 +86,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     try:
         report = pipeline.run_once()
     finally:
-        pipeline.fetcher.close()
-        pipeline.store.close()
+        pipeline.close()
     print(f"new {report.new}, duplicates {report.duplicates}, alerts {report.alerts}, "
           f"delivered {report.delivery.sent}, delivery failures {report.delivery.failed}, "
           f"failed sources {len(report.failed_sources)}"
@@ -100,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         return Daemon(pipeline).run()
     finally:
-        pipeline.store.close()
+        pipeline.close()
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -129,7 +131,8 @@ def _table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str, int]]) 
 
 
 def _cell(value: Any, width: int) -> str:
-    text = "-" if value is None else iso(value) if isinstance(value, datetime) else str(value)
+    text = (iso(value) if isinstance(value, datetime) else None if value is None
+            else str(value)) or "-"
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -195,9 +198,27 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from worker.backtest import backtest  # noqa: PLC0415
+    from worker.backtest import backtest  # noqa: PLC0415 (only this command needs it)
 
-    return backtest(args)
+    main, _doc, problems = config.load_main(args.config or config.default_path())
+    if main is None or problems:
+        raise ConfigError(problems)
+    store = Store(main.database)
+    if store.dialect == "sqlite":
+        store.migrate()
+    try:
+        results = backtest(main, store, args.rules, since=args.since,
+                           progress=sys.stderr.isatty() and not args.json)
+    finally:
+        store.close()
+    if args.json:
+        _print_json([r.as_dict() for r in results])
+        return EXIT_OK
+    for r in results:
+        print(f"{r.rule_id} ({r.severity}): {len(r.hits)} alert(s)")
+        for hit in r.hits:
+            print(f"  {iso(hit.published) or '-':20}  {hit.source:16}  {hit.title}")
+    return EXIT_OK
 
 
 # -- parser ----------------------------------------------------------------------------------
@@ -257,4 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report_invalid(exc)
     except KeyboardInterrupt:
         return EXIT_FAILED
+    except BrokenPipeError:   # `raqib alerts --json | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     return code

@@ -52,7 +52,8 @@ def parse_duration(value: Any) -> timedelta:
     parts = list(_DURATION.finditer(text))
     if not parts or "".join(p.group(0) for p in parts).replace(" ", "") != text.replace(" ", ""):
         raise ValueError(f"not a duration: {value!r} (use 30s, 15m, 6h, 7d …)")
-    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in (p.groups() for p in parts)))
+    seconds = sum(float(p.group(1)) * _UNIT_SECONDS[p.group(2)] for p in parts)
+    return timedelta(seconds=seconds)
 
 
 def parse_size(value: Any) -> int:
@@ -178,7 +179,7 @@ class Rule(Model):
     id: str = Field(min_length=1, pattern=r"^[^\s@]+$")
     title: str | None = None
     severity: Severity = "medium"
-    match: str | dict[str, Any]
+    match: Any   # a term or an expression; worker.rules checks its shape with FILE:LINE errors
     fields: list[FieldName] = list(FIELDS)
     languages: list[str] | None = None
     sources: list[str] | None = None
@@ -197,7 +198,8 @@ class RulesFile(Model):
 
 
 _MAIN = TypeAdapter(MainConfig)
-_RULES = TypeAdapter(RulesFile)
+_RULE = TypeAdapter(Rule)
+_ENTITY = TypeAdapter(Entity)
 
 
 @dataclass(frozen=True)
@@ -232,13 +234,48 @@ def _known_keys(loc: tuple[Any, ...]) -> set[str]:
     return keys
 
 
-def _validate(adapter: TypeAdapter[Any], doc: yamlfile.Document) -> tuple[Any, list[Problem]]:
-    data = doc.data if doc.data is not None else {}
+def _validate(adapter: TypeAdapter[Any], doc: yamlfile.Document, data: Any = None,
+              prefix: tuple[Any, ...] = ()) -> tuple[Any, list[Problem]]:
+    """Validate *data* (default: the whole document) found at *prefix* in *doc*."""
+    if data is None:
+        data = doc.data if doc.data is not None else {}
     try:
         return adapter.validate_python(data), []
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        return None, [doc.problem(e["loc"], _describe(e, _known_keys(e["loc"]))) for e in errors]
+        out = []
+        for e in exc.errors(include_url=False):
+            loc = (*prefix, *e["loc"])
+            out.append(doc.problem(loc, _describe({**e, "loc": loc}, _known_keys(loc))))
+        return None, out
+
+
+def _validate_rules_file(doc: yamlfile.Document) -> tuple[RulesFile, list[Problem]]:
+    """Validate entity by entity and rule by rule, so one mistake hides nothing else."""
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        return RulesFile(), [doc.problem((), "a rule file is a mapping of entities: and rules:")]
+    problems = [doc.problem((key,), f"unknown key {key!r} (a rule file holds entities: and "
+                                    "rules:)") for key in data if key not in ("entities", "rules")]
+    entities: dict[str, Entity] = {}
+    raw_entities = data.get("entities") or {}
+    if not isinstance(raw_entities, dict):
+        problems.append(doc.problem(("entities",), "entities: is a mapping of id to entity"))
+        raw_entities = {}
+    for eid, raw in raw_entities.items():
+        entity, found = _validate(_ENTITY, doc, raw, ("entities", eid))
+        problems.extend(found)
+        if entity is not None:
+            entities[str(eid)] = entity
+    rules: list[Rule] = []
+    raw_rules = data.get("rules") or []
+    if not isinstance(raw_rules, list):
+        problems.append(doc.problem(("rules",), "rules: is a list of rules"))
+        raw_rules = []
+    for i, raw in enumerate(raw_rules):
+        rule, found = _validate(_RULE, doc, raw, ("rules", i))
+        problems.extend(found)
+        rules.append(rule)   # None keeps the index; skipped below
+    return RulesFile.model_construct(entities=entities, rules=rules), problems
 
 
 def rule_files(paths: list[str]) -> tuple[list[Path], list[Problem]]:
@@ -269,10 +306,8 @@ def load_rules(paths: list[str]) -> tuple[LoadedRules, list[Problem]]:
         problems.extend(found)
         if doc is None:
             continue
-        parsed, found = _validate(_RULES, doc)
+        parsed, found = _validate_rules_file(doc)
         problems.extend(found)
-        if parsed is None:
-            continue
         for eid, entity in parsed.entities.items():
             where = ("entities", eid)
             if eid in entities:
@@ -282,12 +317,14 @@ def load_rules(paths: list[str]) -> tuple[LoadedRules, list[Problem]]:
                 continue
             entities[eid] = (entity, doc, where)
         for i, rule in enumerate(parsed.rules):
-            where = ("rules", i, "id")
+            if rule is None:
+                continue
+            id_loc = ("rules", i, "id")
             if rule.id in rule_ids:
-                problems.append(doc.problem(where, f"duplicate rule id {rule.id!r} "
+                problems.append(doc.problem(id_loc, f"duplicate rule id {rule.id!r} "
                                             f"(first at {rule_ids[rule.id]})"))
                 continue
-            rule_ids[rule.id] = f"{doc.path}:{doc.locate(where)}"
+            rule_ids[rule.id] = f"{doc.path}:{doc.locate(id_loc)}"
             rules.append((rule, doc, ("rules", i)))
     return LoadedRules(rules, entities, [str(f) for f in files]), problems
 
@@ -300,6 +337,7 @@ class Config:
     main: MainConfig
     ruleset: Any  # worker.rules.RuleSet (typed loosely to keep config free of the matcher)
     rule_files: list[str]
+    warnings: list[Problem]
 
     def notify_of(self, rule: Rule) -> list[str]:
         return rule.notify if rule.notify is not None else self.main.defaults.notify
@@ -310,6 +348,13 @@ def seed_source_name(folder: str) -> str:
     return folder.rstrip("/\\") or folder
 
 
+def _raw_names(data: Any, key: str) -> list[Any]:
+    """Best-effort read of a list or mapping key from a main config that failed validation,
+    so the rest of the configuration can still be checked."""
+    value = data.get(key) if isinstance(data, dict) else None
+    return list(value) if isinstance(value, list | dict) else []
+
+
 def load_main(path: str, env: Mapping[str, str] | None = None) -> tuple[MainConfig | None,
                                                                         yamlfile.Document | None,
                                                                         list[Problem]]:
@@ -318,17 +363,20 @@ def load_main(path: str, env: Mapping[str, str] | None = None) -> tuple[MainConf
         return None, None, problems
     main, found = _validate(_MAIN, doc)
     problems.extend(found)
-    if main is None:
-        return None, doc, problems
-    names: dict[str, int] = {}
-    for i, src in enumerate(main.sources):
-        if src.name in names:
-            problems.append(doc.problem(("sources", i, "name"),
-                                        f"duplicate source name {src.name!r}"))
-        names[src.name] = i
-    for ch in main.defaults.notify:
-        if ch not in main.channels:
-            problems.append(doc.problem(("defaults", "notify"), f"unknown channel {ch!r}"))
+    channels = set(main.channels) if main else {c for c in _raw_names(doc.data, "channels")
+                                                if isinstance(c, str)}
+    defaults = doc.data.get("defaults") if isinstance(doc.data, dict) else None
+    notify = defaults.get("notify") if isinstance(defaults, dict) else None
+    for i, ch in enumerate(notify if isinstance(notify, list) else []):
+        if isinstance(ch, str) and ch not in channels:
+            problems.append(doc.problem(("defaults", "notify", i), f"unknown channel {ch!r}"))
+    if main is not None:
+        names: dict[str, int] = {}
+        for i, src in enumerate(main.sources):
+            if src.name in names:
+                problems.append(doc.problem(("sources", i, "name"),
+                                            f"duplicate source name {src.name!r}"))
+            names[src.name] = i
     return main, doc, problems
 
 
@@ -339,24 +387,34 @@ def default_path() -> str:
 def load_config(path: str | None = None, env: Mapping[str, str] | None = None,
                 extra_rules: list[str] | None = None) -> Config:
     """Load and check everything; raise ConfigError listing every problem."""
-    from worker.rules import compile_rules  # the matcher depends on config, not the reverse
+    from worker.rules import compile_rules  # noqa: PLC0415 (the matcher imports this module)
 
     path = path or default_path()
-    main, _doc, problems = load_main(path, env)
-    if main is None:
+    main, doc, problems = load_main(path, env)
+    if doc is None:
         raise ConfigError(problems)
-    loaded, found = load_rules([*main.rules, *(extra_rules or [])])
+    if main is not None:
+        rule_paths, channels = list(main.rules), set(main.channels)
+        source_names = {s.name for s in main.sources} | {seed_source_name(f) for f in main.seeds}
+    else:   # still check the rule files the config names, as far as it can be read
+        rule_paths = [r for r in _raw_names(doc.data, "rules") if isinstance(r, str)]
+        channels = {c for c in _raw_names(doc.data, "channels") if isinstance(c, str)}
+        source_names = None
+    loaded, found = load_rules([*rule_paths, *(extra_rules or [])])
     problems.extend(found)
-    source_names = {s.name for s in main.sources} | {seed_source_name(f) for f in main.seeds}
-    for rule, doc, where in loaded.rules:
+    warnings: list[Problem] = []
+    for rule, rdoc, where in loaded.rules:
         for ch in rule.notify or []:
-            if ch not in main.channels:
-                problems.append(doc.problem((*where, "notify"), f"unknown channel {ch!r}"))
+            if ch not in channels:
+                problems.append(rdoc.problem((*where, "notify"), f"unknown channel {ch!r}"))
         for name in rule.sources or []:
-            if not name.startswith("tag:") and name not in source_names:
-                problems.append(doc.problem((*where, "sources"), f"unknown source {name!r}"))
+            if source_names is not None and not name.startswith("tag:") \
+                    and name not in source_names:
+                # A warning: rules may name sources of another deployment or removed ones.
+                warnings.append(rdoc.problem((*where, "sources"),
+                                             f"warning: no configured source is named {name!r}"))
     ruleset, found = compile_rules(loaded)
     problems.extend(found)
-    if problems:
+    if problems or main is None:
         raise ConfigError(problems)
-    return Config(path, main, ruleset, loaded.files)
+    return Config(path, main, ruleset, loaded.files, warnings)

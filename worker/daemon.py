@@ -60,7 +60,7 @@ class Daemon:
                 return
             try:
                 fn(*args)
-            except Exception:  # noqa: BLE001 (one job's bug must not stop the daemon)
+            except Exception:
                 log.exception("job failed", job=what)
 
         return run
@@ -82,7 +82,6 @@ class Daemon:
         while not self.stopping.wait(1.0):
             pass
         self.scheduler.shutdown(wait=True)
-        self.pipeline.fetcher.close()
         log.info("raqib stopped")
         return 0
 

@@ -59,6 +59,12 @@ def _when(entry: Mapping[str, Any]) -> datetime | None:
     return None
 
 
+def _web_url(link: str | None) -> str | None:
+    """The entry's link when it is an absolute web URL (feedparser also offers a permalink
+    GUID such as "g1" as the link)."""
+    return link if link and link.startswith(("http://", "https://")) else None
+
+
 def parse_feed(data: bytes, *, source: str, headers: Mapping[str, str] | None = None,
                tags: tuple[str, ...] = ()) -> list[Article]:
     """Articles of a feed document. Raises ParseError when the bytes hold no feed at all; a feed
@@ -84,7 +90,7 @@ def parse_feed(data: bytes, *, source: str, headers: Mapping[str, str] | None = 
             title = (summary or body)[:TITLE_FROM_TEXT].split("\n")[0] or "(untitled)"
         out.append(Article(
             source=source, title=title, summary=summary, body=body,
-            url=entry.get("link") or None, guid=entry.get("id") or None,
+            url=_web_url(entry.get("link")), guid=entry.get("id") or None,
             published=_when(entry), tags=tags,
             feed_language=entry.get("language") or feed_lang,
         ))

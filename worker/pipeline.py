@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -26,6 +27,15 @@ log = structlog.get_logger("raqib.pipeline")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class Polled:
+    """The outcome of polling one source: what was stored, and the error if it failed (a seed
+    folder with one bad file has both)."""
+
+    result: IngestResult
+    error: str | None = None
 
 
 @dataclass
@@ -93,8 +103,8 @@ class Pipeline:
 
     # -- units of work ------------------------------------------------------------------------
 
-    def poll_source(self, src: config.Source) -> IngestResult | None:
-        """Fetch, parse and store one feed; None when it failed (recorded on the source)."""
+    def poll_source(self, src: config.Source) -> Polled:
+        """Fetch, parse and store one feed; a failure is recorded on the source."""
         sid = self.source_ids[src.name]
         state = self.store.source_state(sid)
         started = self.clock()
@@ -111,14 +121,14 @@ class Pipeline:
                                    next_poll=started + src.interval)
             log.warning("source failed", source=src.name, url=src.url, error=str(exc),
                         failures=state.failures + 1)
-            return None
+            return Polled(IngestResult(), str(exc))
         self.store.record_poll(sid, now=started, error=None, next_poll=started + src.interval,
                                etag=fetched.etag, last_modified=fetched.last_modified)
-        return result
+        return Polled(result)
 
-    def poll_seeds(self, folder: str) -> IngestResult | None:
-        """Ingest the new and changed files of one seed folder; None when any file failed (the
-        good files are still stored)."""
+    def poll_seeds(self, folder: str) -> Polled:
+        """Ingest the new and changed files of one seed folder. A file that fails is reported
+        (once, until it changes) and the good files are stored all the same."""
         name = config.seed_source_name(folder)
         sid = self.source_ids[name]
         started = self.clock()
@@ -137,25 +147,29 @@ class Pipeline:
                              seed_files=[f.update for f in scan.changed] + scan.touched)
         for err in errors:
             log.warning("seed file failed", source=name, error=err)
-        self.store.record_poll(sid, now=started, error="; ".join(errors) or None,
-                               next_poll=None)
-        return None if errors else result
+        error = "; ".join(errors) or None
+        self.store.record_poll(sid, now=started, error=error, next_poll=None)
+        return Polled(result, error)
 
     def deliver(self) -> DeliveryReport:
         return self.deliverer.run()
 
+    def close(self) -> None:
+        self.fetcher.close()
+        self.store.close()
+
     def run_once(self) -> PassReport:
         """Everything once: every source, every seed folder, then delivery."""
         report = PassReport()
-        work: list[tuple[str, Callable[[], IngestResult | None]]] = [
-            (s.name, lambda s=s: self.poll_source(s)) for s in self.cfg.main.sources]
-        work += [(config.seed_source_name(f), lambda f=f: self.poll_seeds(f))
+        work: list[tuple[str, Callable[[], Polled]]] = [
+            (s.name, partial(self.poll_source, s)) for s in self.cfg.main.sources]
+        work += [(config.seed_source_name(f), partial(self.poll_seeds, f))
                  for f in self.cfg.main.seeds]
         for name, job in work:
-            result = job()
-            if result is None:
+            polled = job()
+            if polled.error is not None:
                 report.failed_sources.append(name)
-                continue
+            result = polled.result
             report.new += result.new
             report.duplicates += result.duplicates
             report.alerts += len(result.alerts)

@@ -54,7 +54,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        when: datetime = value
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -156,7 +157,8 @@ class Delivery(Base):
     job. Status: pending (to send at next_attempt), sent, or dead (gave up)."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("alert_id", "channel"), Index(None, "status", "next_attempt"))
+    __table_args__ = (UniqueConstraint("alert_id", "channel"),
+                      Index(None, "status", "next_attempt"))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(200))

@@ -15,7 +15,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from ulid import ULID
@@ -153,7 +165,8 @@ class Store:
 
     # -- sources ------------------------------------------------------------------------------
 
-    def sync_sources(self, sources: Iterable[tuple[str, str, str]], now: datetime) -> dict[str, int]:
+    def sync_sources(self, sources: Iterable[tuple[str, str, str]],
+                     now: datetime) -> dict[str, int]:
         """Make sure each (name, url, kind) has a row; return ids by name."""
         rows = [{"name": n, "url": u, "kind": k, "failures": 0, "created_at": now}
                 for n, u, k in sources]
@@ -173,7 +186,8 @@ class Store:
 
     def sources(self) -> list[Source]:
         with self.engine.connect() as conn:
-            return [Source(**r._mapping) for r in conn.execute(select(Source).order_by(Source.name))]
+            rows = conn.execute(select(Source).order_by(Source.name))
+            return [Source(**r._mapping) for r in rows]
 
     def record_poll(self, source_id: int, *, now: datetime, error: str | None,
                     next_poll: datetime | None, etag: str | None = None,
@@ -213,7 +227,7 @@ class Store:
             guids = [p.guid_hash for p in part if p.guid_hash]
             urls = [p.url_hash for p in part if p.url_hash]
             contents = [p.content_hash for p in part]
-            cond = [ArticleRow.content_hash.in_(contents)]
+            cond: list[ColumnElement[bool]] = [ArticleRow.content_hash.in_(contents)]
             if urls:
                 cond.append(ArticleRow.url_hash.in_(urls))
             if guids:
@@ -255,12 +269,13 @@ class Store:
                 fresh.append(p)
             if fresh:
                 decisions = decide([p.article for p in fresh])
-                self._insert_new(conn, source_id, fresh, decisions, now, result)
+                self._insert_new(conn, source_id, fresh, decisions, now=now, result=result)
             self._record_seed_files(conn, source_id, seed_files, now)
         return result
 
     def _insert_new(self, conn: Connection, source_id: int, fresh: list[Prepared],
-                    decisions: list[list[AlertSpec]], now: datetime, result: IngestResult) -> None:
+                    decisions: list[list[AlertSpec]], *, now: datetime,
+                    result: IngestResult) -> None:
         story_ids = list(conn.scalars(
             self._insert(Story).returning(Story.id, sort_by_parameter_order=True),
             [{"title": p.article.title, "created_at": now} for p in fresh]))
@@ -273,7 +288,7 @@ class Store:
         } for p, sid in zip(fresh, story_ids, strict=True)]
         stmt = self._insert(ArticleRow).on_conflict_do_nothing().returning(
             ArticleRow.id, ArticleRow.content_hash)
-        inserted = dict((c, i) for i, c in conn.execute(stmt, rows))
+        inserted = {c: i for i, c in conn.execute(stmt, rows)}
         lost = [sid for p, sid in zip(fresh, story_ids, strict=True)
                 if p.content_hash not in inserted]
         if lost:   # another worker stored these first: it raises their alerts
@@ -332,15 +347,16 @@ class Store:
             matches: dict[str, list[dict[str, str]]] = {a: [] for a in alert_ids}
             story_sources: dict[int, int] = {}
             for part in _chunks(alert_ids):
-                for m in conn.execute(select(Match).where(Match.alert_id.in_(part))
-                                      .order_by(Match.id)):
-                    matches[m.alert_id].append({"term": m.term, "field": m.field, "text": m.text,
-                                                "snippet": m.snippet})
+                q1 = select(Match.alert_id, Match.term, Match.field, Match.text, Match.snippet)
+                for aid, term, fname, text, snippet in conn.execute(
+                        q1.where(Match.alert_id.in_(part)).order_by(Match.id)):
+                    matches[aid].append({"term": term, "field": fname, "text": text,
+                                         "snippet": snippet})
             story_ids = {r._mapping["story_id"] for r in rows}
             for chunk in _chunks(sorted(story_ids)):
                 q2 = (select(ArticleRow.story_id, func.count(func.distinct(ArticleRow.source_id)))
                       .where(ArticleRow.story_id.in_(chunk)).group_by(ArticleRow.story_id))
-                story_sources.update(dict(conn.execute(q2).tuples().all()))
+                story_sources.update({sid: n for sid, n in conn.execute(q2) if sid is not None})
         out = []
         for r in rows:
             m = r._mapping
@@ -398,6 +414,28 @@ class Store:
             q = q.limit(limit)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def iter_articles(self, since: datetime | None = None,
+                      batch: int = 1000) -> Iterator[tuple[int, int | None, Article]]:
+        """Every stored article as (article id, story id, Article), oldest first, read in
+        batches (keyset pagination, so memory stays flat however many there are)."""
+        last = 0
+        q = (select(ArticleRow.id, ArticleRow.story_id, Source.name, ArticleRow.title,
+                    ArticleRow.summary, ArticleRow.body, ArticleRow.url, ArticleRow.guid,
+                    ArticleRow.published, ArticleRow.language)
+             .join(Source, Source.id == ArticleRow.source_id).order_by(ArticleRow.id))
+        if since is not None:
+            q = q.where(ArticleRow.fetched_at >= since)
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(q.where(ArticleRow.id > last).limit(batch)).all()
+            if not rows:
+                return
+            for aid, story, source, title, summary, body, url, guid, published, lang in rows:
+                yield aid, story, Article(source=source, title=title, summary=summary, body=body,
+                                          url=url, guid=guid, published=published,
+                                          language=lang)
+            last = rows[-1][0]
 
     def count(self, model: Any) -> int:
         with self.engine.connect() as conn:

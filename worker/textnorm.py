@@ -67,7 +67,7 @@ TRANSLATE = str.maketrans({**{ord(k): v for k, v in _ARABIC_LETTERS.items()}, **
 
 def _is_droppable(ch: str) -> bool:
     cat = unicodedata.category(ch)
-    return cat == "Mn" or cat == "Me" or cat == "Cf"
+    return cat in {"Mn", "Me", "Cf"}
 
 
 MARKS = {ord(ch): None for ch in map(chr, range(0x10000)) if _is_droppable(ch)}

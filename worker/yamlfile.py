@@ -43,10 +43,9 @@ class Document:
         node: Any = self.data
         line = self.line_of(node) or 1
         for part in loc:
-            if isinstance(node, Mapping) and part in node:
-                line = self.line_of(node, part) or line
-                node = node[part]
-            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            in_map = isinstance(node, Mapping) and part in node
+            in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+            if in_map or in_list:
                 line = self.line_of(node, part) or line
                 node = node[part]
             # anything else (a union tag from pydantic, say) is not in the data: skip it
@@ -56,8 +55,12 @@ class Document:
         return Problem(self.path, self.locate(loc), message)
 
 
-def _make_loader(path: str, env: Mapping[str, str] | None, problems: list[Problem]) -> type:
-    lines: dict[int, tuple[int, dict[Any, int]]] = {}
+Lines = dict[int, tuple[int, dict[Any, int]]]
+
+
+def _make_loader(path: str, env: Mapping[str, str] | None,
+                 problems: list[Problem]) -> tuple[type, Lines]:
+    lines: Lines = {}
 
     class Loader(_BaseLoader):  # type: ignore[valid-type,misc]
         def construct_located_map(self, node: yaml.MappingNode) -> Iterator[dict[Any, Any]]:
@@ -105,8 +108,7 @@ def _make_loader(path: str, env: Mapping[str, str] | None, problems: list[Proble
     Loader.add_constructor("tag:yaml.org,2002:map", Loader.construct_located_map)
     Loader.add_constructor("tag:yaml.org,2002:seq", Loader.construct_located_seq)
     Loader.add_constructor("tag:yaml.org,2002:str", Loader.construct_env_str)
-    Loader.lines = lines
-    return Loader
+    return Loader, lines
 
 
 def load(path: str | Path, *, env: Mapping[str, str] | None = None) -> tuple[Document | None,
@@ -119,7 +121,7 @@ def load(path: str | Path, *, env: Mapping[str, str] | None = None) -> tuple[Doc
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Problem(name, None, f"cannot read: {exc}")]
-    loader_cls = _make_loader(name, env, problems)
+    loader_cls, lines = _make_loader(name, env, problems)
     loader = loader_cls(text)
     try:
         data = loader.get_single_data()
@@ -131,7 +133,7 @@ def load(path: str | Path, *, env: Mapping[str, str] | None = None) -> tuple[Doc
         return None, [Problem(name, None, f"invalid YAML: {exc}")]
     finally:
         loader.dispose()
-    return Document(name, data, loader_cls.lines), problems
+    return Document(name, data, lines), problems
 
 
 def environ() -> dict[str, str]:

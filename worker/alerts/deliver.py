@@ -25,8 +25,9 @@ GIVE_UP_AFTER = 20   # attempts, about a day at the capped interval
 
 def retry_delay(attempts: int, rand: Callable[[], float] = random.random) -> timedelta:
     """Exponential backoff with jitter: ~15 s, 30 s, 1 min … capped at 1 h."""
-    base = min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), MAX_RETRY)
-    return base * (0.5 + rand())   # full jitter around the base; never zero
+    base = min(FIRST_RETRY.total_seconds() * 2.0 ** max(attempts - 1, 0),
+               MAX_RETRY.total_seconds())
+    return timedelta(seconds=base * (0.5 + rand()))   # jitter around the base; never zero
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Deliverer:
 
     def run(self) -> DeliveryReport:
         report = DeliveryReport()
-        due = [d for d in self.store.due_deliveries(self.clock())]
+        due = self.store.due_deliveries(self.clock())
         payloads = {p["id"]: p for p in
                     self.store.alert_payloads(ids=sorted({d.alert_id for d in due}))} if due else {}
         for d in due:

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ahocorasick
 
@@ -22,10 +22,17 @@ from worker.errors import Problem
 from worker.rules.expr import AllOf, AnyOf, AtLeast, Expr, InField, Near, Not, Regex, Term
 from worker.yamlfile import Document
 
+if TYPE_CHECKING:
+    from worker.rules.match import RuleSet
+
 DEFAULT_WITHIN = 10
 MAX_VARIANTS = 256   # readings of one phrase; past it, only the plain keys
 EXPR_KEYS = ("any", "all", "none", "not", "near", "within", "at_least", "of", "field", "match")
 FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
+# Keys that only make sense together, and the keys that build a part of the expression.
+PAIRED = (("within", "near"), ("of", "at_least"), ("at_least", "of"), ("match", "field"),
+          ("field", "match"))
+BUILDERS = ("any", "all", "none", "not", "near", "at_least", "field")
 
 
 @dataclass(eq=False)
@@ -158,65 +165,79 @@ class _Compiler:
         return None if any(e is None for e in out) else out  # type: ignore[return-value]
 
     def mapping(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
-        ok = True
-
-        def bad(key: str, message: str) -> None:
-            nonlocal ok
-            ok = False
-            self.problems.append(doc.problem((*loc, key), message))
-
+        """A mapping of expression keys; its parts combine with AND."""
+        before = len(self.problems)
         for key in value:
             if key not in EXPR_KEYS:
-                bad(key, f"unknown expression key {key!r} (expected one of "
-                    f"{', '.join(EXPR_KEYS)})")
-        for key, partner in (("within", "near"), ("of", "at_least"), ("at_least", "of"),
-                             ("match", "field"), ("field", "match")):
+                self.problems.append(doc.problem((*loc, key), (
+                    f"unknown expression key {key!r} (expected one of {', '.join(EXPR_KEYS)})")))
+        for key, partner in PAIRED:
             if key in value and partner not in value:
-                bad(key, f"{key!r} needs {partner!r} beside it")
+                self.problems.append(doc.problem((*loc, key),
+                                                 f"{key!r} needs {partner!r} beside it"))
         parts: list[Expr] = []
-
-        def sub_items(key: str) -> list[Expr] | None:
-            nonlocal ok
-            got = self.items(value[key], doc, (*loc, key))
-            ok = ok and got is not None
-            return got
-
-        if "any" in value and (got := sub_items("any")):
-            parts.append(got[0] if len(got) == 1 else AnyOf(got))
-        if "all" in value and (got := sub_items("all")):
-            parts.extend(got)
-        if "none" in value and (got := sub_items("none")):
-            parts.append(Not(got[0] if len(got) == 1 else AnyOf(got)))
-        if "not" in value:
-            got1 = self.expr(value["not"], doc, (*loc, "not"))
-            ok = ok and got1 is not None
-            if got1 is not None:
-                parts.append(Not(got1))
-        if "near" in value and (got := sub_items("near")):
-            within = value.get("within", DEFAULT_WITHIN)
-            if not isinstance(within, int) or isinstance(within, bool) or within < 0:
-                bad("within", f"'within' is a whole number of tokens, not {within!r}")
-            elif len(got) < 2:
-                bad("near", "'near' needs at least two expressions")
-            else:
-                parts.append(Near(got, within))
-        if "at_least" in value and "of" in value and (got := sub_items("of")):
-            k = value["at_least"]
-            if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= len(got):
-                bad("at_least", f"'at_least' is a whole number from 0 to {len(got)}, not {k!r}")
-            else:
-                parts.append(AtLeast(k, got))
-        if "field" in value and "match" in value:
-            fname = value["field"]
-            inner = self.expr(value["match"], doc, (*loc, "match"))
-            ok = ok and inner is not None
-            if fname not in FIELD_INDEX:
-                bad("field", f"'field' is one of {', '.join(FIELDS)}, not {fname!r}")
-            elif inner is not None:
-                parts.append(InField(FIELD_INDEX[fname], inner))
-        if not ok or not parts:
+        for key in BUILDERS:
+            part = getattr(self, f"_{key}")(value, doc, loc) if key in value else None
+            if part is not None:
+                parts.append(part)
+        if len(self.problems) > before or not parts:
             return None
         return parts[0] if len(parts) == 1 else AllOf(parts)
+
+    def _any(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+        got = self.items(value["any"], doc, (*loc, "any"))
+        return None if got is None else got[0] if len(got) == 1 else AnyOf(got)
+
+    def _all(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+        got = self.items(value["all"], doc, (*loc, "all"))
+        return None if got is None else got[0] if len(got) == 1 else AllOf(got)
+
+    def _none(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+        got = self.items(value["none"], doc, (*loc, "none"))
+        return None if got is None else Not(got[0] if len(got) == 1 else AnyOf(got))
+
+    def _not(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+        got = self.expr(value["not"], doc, (*loc, "not"))
+        return None if got is None else Not(got)
+
+    def _near(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+        got = self.items(value["near"], doc, (*loc, "near"))
+        within = value.get("within", DEFAULT_WITHIN)
+        if not _whole(within) or within < 0:
+            self.problems.append(doc.problem((*loc, "within"), (
+                f"'within' is a whole number of tokens, not {within!r}")))
+            return None
+        if got is not None and len(got) < 2:
+            self.problems.append(doc.problem((*loc, "near"),
+                                             "'near' needs at least two expressions"))
+            return None
+        return None if got is None else Near(got, within)
+
+    def _at_least(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+        if "of" not in value:
+            return None
+        got = self.items(value["of"], doc, (*loc, "of"))
+        k = value["at_least"]
+        if got is not None and (not _whole(k) or not 0 <= k <= len(got)):
+            self.problems.append(doc.problem((*loc, "at_least"), (
+                f"'at_least' is a whole number from 0 to {len(got)}, not {k!r}")))
+            return None
+        return None if got is None else AtLeast(k, got)
+
+    def _field(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+        if "match" not in value:
+            return None
+        inner = self.expr(value["match"], doc, (*loc, "match"))
+        name = value["field"]
+        if name not in FIELD_INDEX:
+            self.problems.append(doc.problem((*loc, "field"), (
+                f"'field' is one of {', '.join(FIELDS)}, not {name!r}")))
+            return None
+        return None if inner is None else InField(FIELD_INDEX[name], inner)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def normalize_pattern(pattern: str) -> str:
@@ -228,6 +249,7 @@ def normalize_pattern(pattern: str) -> str:
 
 
 def compile_rules(loaded: LoadedRules) -> tuple[RuleSet, list[Problem]]:
+    """Compile every rule and entity; return the rule set and every problem found."""
     from worker.rules.match import RuleSet  # noqa: PLC0415 (match imports this module)
 
     comp = _Compiler(loaded.entities)
@@ -248,8 +270,7 @@ def compile_rules(loaded: LoadedRules) -> tuple[RuleSet, list[Problem]]:
             source_names=names, source_tags=tags,
             origin=f"{doc.path}:{doc.locate(where)}",
         ))
-    for eid in loaded.entities:   # entities no rule uses are still checked
-        entity, edoc, _ = loaded.entities[eid]
+    for eid, (_, edoc, _) in loaded.entities.items():   # entities no rule uses are checked too
         if eid not in comp.entity_patterns:
             comp.entity(eid, edoc, ())
     return RuleSet(compiled, comp.patterns), comp.problems

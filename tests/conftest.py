@@ -1,0 +1,170 @@
+"""Shared fixtures: real SQLite files, the local PostgreSQL, a real HTTP server on 127.0.0.1,
+a controllable clock, and a project folder laid out like a checkout."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+PG_DSN = os.environ.get("RAQIB_TEST_PG_DSN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_PG = os.environ.get("RAQIB_REQUIRE_PG") == "1"
+
+
+# -- clock -----------------------------------------------------------------------------------
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 28, 21, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Route = Response | Callable[[BaseHTTPRequestHandler], Response]
+
+
+@dataclass
+class Server:
+    """A real HTTP server on 127.0.0.1; tests set routes and read the requests it got."""
+
+    base: str
+    routes: dict[str, Route] = field(default_factory=dict)
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def hits(self, path: str) -> list[dict[str, str]]:
+        return [h for p, h in self.requests if p == path]
+
+
+@pytest.fixture
+def http_server() -> Iterator[Server]:
+    server_state = Server(base="")
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            server_state.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+            route = server_state.routes.get(self.path)
+            resp = Response(404, b"not found") if route is None else (
+                route(self) if callable(route) else route)
+            self.send_response(resp.status)
+            for k, v in resp.headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(resp.body)))
+            self.end_headers()
+            self.wfile.write(resp.body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    server_state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield server_state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+# -- databases -------------------------------------------------------------------------------
+
+
+def _pg_available() -> str | None:
+    try:
+        engine = create_engine(PG_DSN)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_base() -> str:
+    reason = _pg_available()
+    if reason is not None:
+        message = f"PostgreSQL not reachable at {PG_DSN}: {reason}"
+        if REQUIRE_PG:
+            pytest.fail(message + " (RAQIB_REQUIRE_PG=1)")
+        pytest.skip(message)
+    return PG_DSN
+
+
+@pytest.fixture
+def pg_url(pg_base: str) -> Iterator[str]:
+    """A fresh schema in the test database, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(pg_base)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in pg_base else "?"
+    yield f"{pg_base}{sep}options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'raqib.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+# -- a project folder ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder with the shipped rules, entities and seeds, as the cwd."""
+    for part in ("config/rules", "config/entities", "seeds"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    shutil.copy(ROOT / "config/raqib.yaml", tmp_path / "config/raqib.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAQIB_CONFIG", raising=False)
+    return tmp_path
+
+
+def write(path: Path, content: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content, encoding="utf-8")
+    return path

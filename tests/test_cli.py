@@ -1,0 +1,151 @@
+"""The command line as users run it: subprocesses on the shipped configuration."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import write
+
+RAQIB = [sys.executable, "-m", "worker"]
+
+
+def raqib(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "RAQIB_CONFIG"}
+    proc = subprocess.run([*RAQIB, *args], capture_output=True, text=True, env=env,
+                          timeout=120, check=False)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def alert_lines(project: Path) -> list[dict[str, object]]:
+    path = project / "var/alerts.jsonl"
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()] \
+        if path.exists() else []
+
+
+def test_once_on_the_shipped_config_alerts_on_the_seed(project: Path) -> None:
+    first = raqib("once")
+    alerts = alert_lines(project)
+    rules = {a["rule"]["id"] for a in alerts}
+    assert {"coalition-withdrawal", "named-bases", "isis-activity"} <= rules
+    assert len(alerts) == len(rules)               # one alert per rule for the one story
+    assert "alerts 0" not in first.stdout
+    # Logs are JSON lines when stderr is not a terminal.
+    events = [json.loads(line) for line in first.stderr.splitlines() if line.strip()]
+    assert sum(e["event"] == "alert raised" for e in events) == len(alerts)
+    second = raqib("once")
+    assert "alerts 0" in second.stdout
+    assert len(alert_lines(project)) == len(alerts)
+
+
+def test_listings_as_json(project: Path) -> None:
+    raqib("once")
+    [article] = json.loads(raqib("articles", "--json").stdout)
+    assert set(article) == {"id", "source", "url", "title", "published", "language", "story"}
+    assert (article["source"], article["language"]) == ("seeds", "ar")
+    alerts = json.loads(raqib("alerts", "--json", "--since", "1d").stdout)
+    assert alerts and all(a["schema"] == "raqib.alert/1" for a in alerts)
+    assert alerts == alert_lines(project)[::-1]    # newest first, the same payloads
+    [source] = json.loads(raqib("sources", "--json").stdout)
+    assert set(source) == {"name", "url", "last_poll", "last_success", "last_error", "failures",
+                           "next_poll"}
+    assert source["failures"] == 0 and source["last_poll"].endswith("Z")
+    assert json.loads(raqib("articles", "--json", "--source", "nope").stdout) == []
+    assert "TITLE" in raqib("articles", "--limit", "1").stdout
+    assert "coalition-withdrawal" in raqib("alerts").stdout
+
+
+def test_invalid_config_is_refused_by_run_and_once(project: Path) -> None:
+    rules = project / "config/rules/broken.yaml"
+    write(rules, "rules:\n  - id: x\n    mach: y\n")
+    for command in ("check", "once", "run"):
+        proc = raqib(command, check=False)
+        assert proc.returncode == 2, command
+        assert "config/rules/broken.yaml:3: unknown key 'mach'" in proc.stderr
+    assert not (project / "var/raqib.db").exists()
+
+
+def test_db_upgrade(project: Path) -> None:
+    assert "latest schema" in raqib("db", "upgrade").stdout
+    assert (project / "var/raqib.db").exists()
+
+
+def test_once_exits_1_when_a_source_fails(project: Path) -> None:
+    cfg = project / "config/raqib.yaml"
+    cfg.write_text(cfg.read_text().replace(
+        "sources: []", f"sources:\n  - {{name: gone, url: 'file://{project}/gone.xml'}}"))
+    proc = raqib("once", check=False)
+    assert proc.returncode == 1
+    assert "failed sources 1 (gone)" in proc.stdout
+    assert len(alert_lines(project)) >= 2          # the seeds were still read and alerted
+
+
+def wait_for(predicate, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def last_poll() -> str | None:
+    sources = json.loads(raqib("sources", "--json").stdout)
+    return sources[0]["last_poll"] if sources else None
+
+
+def test_run_alerts_then_stops_cleanly_and_restarts_quietly(project: Path) -> None:
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen([*RAQIB, "run"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    proc = start()
+    try:
+        assert wait_for(lambda: len({a["rule"]["id"] for a in alert_lines(project)}) >= 2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "raqib stopped" in err
+    count = len(alert_lines(project))
+    polled = last_poll()
+
+    proc = start()   # a restart reads the seeds again and raises nothing new
+    try:
+        assert wait_for(lambda: last_poll() != polled)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert len(alert_lines(project)) == count
+
+
+def test_backtest_replays_rule_files_and_sends_nothing(project: Path) -> None:
+    raqib("once")
+    sent = len(alert_lines(project))
+    write(project / "replay.yaml", """\
+rules:
+  - id: asad-only
+    title: Ain al-Asad alone
+    match: "@ain-al-asad"      # an entity of the configured rule files
+  - id: zebra
+    match: zebra
+""")
+    results = json.loads(raqib("backtest", "replay.yaml", "--json", "--since", "7d").stdout)
+    by_rule = {r["rule"]["id"]: r["alerts"] for r in results}
+    assert set(by_rule) == {"asad-only", "zebra"}
+    assert by_rule["zebra"] == []
+    [hit] = by_rule["asad-only"]
+    assert hit["article"]["source"] == "seeds"
+    assert {m["text"] for m in hit["matches"]} == {"عين الأسد"}
+    assert "asad-only (medium): 1 alert(s)" in raqib("backtest", "replay.yaml").stdout
+    assert len(alert_lines(project)) == sent
+    bad = raqib("backtest", "missing.yaml", check=False)
+    assert bad.returncode == 2 and "missing.yaml: no such rule file" in bad.stderr

@@ -1,0 +1,163 @@
+"""Configuration: the spec's examples load; every kind of mistake is reported as FILE:LINE."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from conftest import DATA, write
+
+from worker import config
+from worker.errors import ConfigError
+
+ENV = {"SMTP_USER": "desk", "SMTP_PASSWORD": "hunter2", "WEBHOOK_SECRET": "whsec_c2VjcmV0"}
+
+
+@pytest.fixture
+def spec_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copy(DATA / "spec-config.yaml", tmp_path / "raqib.yaml")
+    write(tmp_path / "rules/spec.yaml", (DATA / "spec-rules.yaml").read_text(encoding="utf-8"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def problems_of(path: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        config.load_config(path, env=ENV if env is None else env)
+    return [str(p) for p in info.value.problems]
+
+
+def test_spec_examples_load_as_written(spec_dir: Path) -> None:
+    cfg = config.load_config("raqib.yaml", env=ENV)
+    src = cfg.main.sources[0]
+    assert (src.interval, src.timeout, src.max_bytes) == (timedelta(minutes=10),
+                                                           timedelta(seconds=30), 10_000_000)
+    email = cfg.main.channels["analysts-email"]
+    assert isinstance(email, config.EmailChannel)
+    assert (email.username, email.password, email.from_) == ("desk", "hunter2",
+                                                             "raqib@example.org")
+    assert [r.rule.id for r in cfg.ruleset.rules] == ["coalition-withdrawal", "named-bases",
+                                                      "asad-surge"]
+    surge = cfg.ruleset.by_id["asad-surge"].rule
+    assert surge.when == config.When(count=3, within=timedelta(hours=6), distinct_sources=True)
+    assert cfg.notify_of(cfg.ruleset.by_id["named-bases"].rule) == ["local-log"]
+    # `rudaw` is no configured source: a warning, not an error.
+    assert any("rudaw" in str(w) for w in cfg.warnings)
+
+
+def test_secrets_stay_out_of_reprs(spec_dir: Path) -> None:
+    cfg = config.load_config("raqib.yaml", env=ENV)
+    assert "hunter2" not in repr(cfg.main)
+    assert "whsec_" not in repr(cfg.main)
+
+
+def test_misspelt_key_names_file_and_line(spec_dir: Path) -> None:
+    text = (spec_dir / "raqib.yaml").read_text().replace("    interval: 10m", "    intervall: 10m")
+    (spec_dir / "raqib.yaml").write_text(text)
+    [problem] = problems_of("raqib.yaml")
+    assert problem == "raqib.yaml:8: unknown key 'intervall' (did you mean 'interval'?)"
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "raqib.yaml", """\
+rules: [rules/]
+channels:
+  log: {type: file, path: out.jsonl}
+  mail: {type: email, host: h, from: a@b, to: [c@d], password: "${NOPE}"}
+defaults:
+  notify: [log, missing-channel]
+sources:
+  - {name: a, url: "ftp://x"}
+  - {name: b, url: "http://x", interval: soon}
+""")
+    write(tmp_path / "rules/a.yaml", """\
+entities:
+  base: {names: [Base]}
+rules:
+  - id: one
+    match: "@nobody"
+  - id: one
+    match: x
+  - id: two
+    match: {any: [x], nar: [y]}
+    notify: [nowhere]
+  - id: three
+    match: "re:("
+  - id: four
+    sevrity: high
+    match: x
+""")
+    found = problems_of("raqib.yaml", env={})
+    assert "raqib.yaml:4: environment variable NOPE is not set" in found
+    assert "raqib.yaml:6: unknown channel 'missing-channel'" in found
+    assert "raqib.yaml:8: sources.0.url: url must start with http://, https:// or file://" in found
+    assert any(p.startswith("raqib.yaml:9: sources.1.interval: not a duration") for p in found)
+    assert "rules/a.yaml:5: unknown entity '@nobody'" in found
+    assert "rules/a.yaml:6: duplicate rule id 'one' (first at rules/a.yaml:4)" in found
+    assert any(p.startswith("rules/a.yaml:9: unknown expression key 'nar'") for p in found)
+    assert "rules/a.yaml:10: unknown channel 'nowhere'" in found
+    assert any(p.startswith("rules/a.yaml:12: term 're:(': bad regular expression") for p in found)
+    assert "rules/a.yaml:14: unknown key 'sevrity' (did you mean 'severity'?)" in found
+
+
+def test_duplicate_ids_across_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "raqib.yaml", "rules: [r/]\n")
+    write(tmp_path / "r/1.yaml", "entities:\n  e: {names: [x]}\nrules:\n  - {id: a, match: x}\n")
+    write(tmp_path / "r/2.yaml", "entities:\n  e: {names: [y]}\nrules:\n  - {id: a, match: y}\n")
+    found = problems_of("raqib.yaml")
+    assert "r/2.yaml:2: duplicate entity id 'e' (first in r/1.yaml:2)" in found
+    assert "r/2.yaml:4: duplicate rule id 'a' (first at r/1.yaml:4)" in found
+
+
+@pytest.mark.parametrize(("yaml_text", "message"), [
+    ("rules:\n  - id: a\n    match: [x, y]\n", "3: a list is not an expression"),
+    ("rules:\n  - id: a\n    match: {near: [x], within: 3}\n", "3: 'near' needs at least two"),
+    ("rules:\n  - id: a\n    match: {near: [x, y], within: -1}\n", "3: 'within' is a whole"),
+    ("rules:\n  - id: a\n    match: {within: 3, any: [x]}\n", "3: 'within' needs 'near'"),
+    ("rules:\n  - id: a\n    match: {at_least: 3, of: [x, y]}\n", "3: 'at_least' is a whole"),
+    ("rules:\n  - id: a\n    match: {field: head, match: x}\n", "3: 'field' is one of"),
+    ("rules:\n  - id: a\n    match: \"with*draw\"\n", "3: term 'with*draw': '*' may only end"),
+    ("rules:\n  - id: a\n    match: \"«»\"\n", "3: term '«»' has no words"),
+    ("rules:\n  - id: a\n    severity: urgent\n    match: x\n", "3: rules.0.severity: Input should be"),
+    ("rules:\n  - id: a\n    match: x\n  bad: [\n", "4: invalid YAML"),
+    ("rules:\n  - id: a\n    match: x\n    match: y\n", "4: duplicate key 'match'"),
+])
+def test_rule_mistakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, yaml_text: str,
+                       message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "raqib.yaml", "rules: [r.yaml]\n")
+    write(tmp_path / "r.yaml", yaml_text)
+    found = problems_of("raqib.yaml")
+    assert any(p.startswith("r.yaml:" + message) for p in found), found
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("15m", 900), ("6h", 21600),
+                                               ("7d", 604800), ("1h30m", 5400), (45, 45)])
+def test_durations(text: str | int, seconds: int) -> None:
+    assert config.parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize(("text", "size"), [("10MB", 10_000_000), ("512KiB", 524288),
+                                            (2048, 2048), ("1 GB", 10**9)])
+def test_sizes(text: str | int, size: int) -> None:
+    assert config.parse_size(text) == size
+
+
+def test_check_command_exit_codes(spec_dir: Path) -> None:
+    env = {**ENV, "PATH": "/usr/bin:/bin"}
+    ok = subprocess.run([sys.executable, "-m", "worker", "check", "--config", "raqib.yaml"],
+                        capture_output=True, text=True, env=env, check=False)
+    assert ok.returncode == 0, ok.stderr
+    rules = spec_dir / "rules/spec.yaml"
+    rules.write_text(rules.read_text().replace("    severity: high", "    severty: high"))
+    bad = subprocess.run([sys.executable, "-m", "worker", "check", "--config", "raqib.yaml"],
+                         capture_output=True, text=True, env=env, check=False)
+    assert bad.returncode == 2
+    assert "rules/spec.yaml:13: unknown key 'severty' (did you mean 'severity'?)" in bad.stderr
+    assert "hunter2" not in bad.stderr + bad.stdout

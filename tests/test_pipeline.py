@@ -1,0 +1,193 @@
+"""The whole path in one process: a real HTTP server on 127.0.0.1 and seed folders in, alerts
+in a JSON Lines file out."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import Clock, Response, Server, write
+
+from worker import config, schema
+from worker.pipeline import Pipeline
+from worker.store import Store
+
+FEED = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Desk</title>
+<item><title>Rockets hit Ain al-Asad air base</title><link>{base}/a/1?utm_source=rss</link>
+<guid>a-1</guid><pubDate>Sat, 28 Nov 2026 20:55:00 GMT</pubDate>
+<description>Two rockets struck the base in Anbar province on Saturday evening, officials said.</description></item>
+<item><title>Markets close higher</title><link>{base}/a/2</link><guid>a-2</guid>
+<description>Stocks rose in quiet trading as investors waited for the central bank.</description></item>
+</channel></rss>"""
+
+RULES = """\
+entities:
+  ain-al-asad: {names: ["Ain al-Asad", "عين الأسد"]}
+rules:
+  - id: asad
+    title: Ain al-Asad
+    severity: high
+    match: "@ain-al-asad"
+"""
+
+
+def make_config(tmp: Path, server: Server | None, seeds: bool = False,
+                extra_sources: str = "") -> config.Config:
+    sources = ""
+    if server is not None:
+        sources = f"  - {{name: desk, url: '{server.url('/feed.xml')}', interval: 5m}}\n"
+    write(tmp / "rules/r.yaml", RULES)
+    write(tmp / "raqib.yaml", f"""\
+database: sqlite:///{tmp}/raqib.db
+seeds: [{'seeds' if seeds else ''}]
+rules: [rules/]
+sources:
+{sources}{extra_sources}
+channels:
+  log: {{type: file, path: {tmp}/alerts.jsonl}}
+defaults: {{notify: [log]}}
+""".replace("seeds: []", "seeds: []").replace("sources:\n\n", "sources: []\n"))
+    return config.load_config(str(tmp / "raqib.yaml"), env={})
+
+
+def pipeline_for(cfg: config.Config, clock: Clock) -> Pipeline:
+    store = Store(cfg.main.database)
+    store.migrate()
+    p = Pipeline(cfg, store, clock=clock)
+    p.sync_sources()
+    return p
+
+
+def alerts_file(tmp: Path) -> list[dict[str, object]]:
+    path = tmp / "alerts.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_feed_to_alert_file_and_conditional_get(workdir: Path, http_server: Server,
+                                                clock: Clock) -> None:
+    body = FEED.format(base=http_server.base).encode()
+
+    def feed(handler: object) -> Response:
+        if http_server.hits("/feed.xml")[-1].get("if-none-match") == '"v1"':
+            return Response(304)
+        return Response(200, body, {"Content-Type": "application/rss+xml", "ETag": '"v1"'})
+
+    http_server.routes["/feed.xml"] = feed
+    p = pipeline_for(make_config(workdir, http_server), clock)
+    report = p.run_once()
+    assert (report.ok, report.new, report.alerts, report.delivery.sent) == (True, 2, 1, 1)
+    [alert] = alerts_file(workdir)
+    assert alert["rule"] == {"id": "asad", "title": "Ain al-Asad", "severity": "high"}
+    assert alert["article"]["published"] == "2026-11-28T20:55:00Z"
+    assert alert["article"]["language"] == "en"
+    assert alert["matches"][0]["text"] == "Ain al-Asad"
+    assert "User-Agent" not in http_server.hits("/feed.xml")[0]
+    assert http_server.hits("/feed.xml")[0]["user-agent"].startswith("raqib/")
+
+    clock.advance(minutes=5)
+    report = p.run_once()
+    assert (report.ok, report.new, report.alerts) == (True, 0, 0)
+    assert http_server.hits("/feed.xml")[1]["if-none-match"] == '"v1"'
+    assert len(alerts_file(workdir)) == 1
+    p.close()
+
+
+def test_a_failing_source_does_not_stop_the_others(workdir: Path, http_server: Server,
+                                                   clock: Clock) -> None:
+    http_server.routes["/feed.xml"] = Response(200, FEED.format(base=http_server.base).encode())
+    http_server.routes["/broken.xml"] = Response(500, b"oops")
+    http_server.routes["/html"] = Response(200, b"<html><body>Not a feed</body></html>")
+    extra = (f"  - {{name: broken, url: '{http_server.url('/broken.xml')}'}}\n"
+             f"  - {{name: html, url: '{http_server.url('/html')}'}}\n"
+             "  - {name: refused, url: 'http://127.0.0.1:9/feed'}\n"
+             f"  - {{name: missing-file, url: 'file://{workdir}/nope.xml'}}\n")
+    p = pipeline_for(make_config(workdir, http_server, extra_sources=extra), clock)
+    report = p.run_once()
+    assert not report.ok
+    assert sorted(report.failed_sources) == ["broken", "html", "missing-file", "refused"]
+    assert report.alerts == 1
+    health = {s.name: s for s in p.store.sources()}
+    assert health["broken"].last_error == "fetch: HTTP 500 Internal Server Error"
+    assert health["html"].last_error.startswith("parse: not a readable feed")
+    assert health["refused"].last_error.startswith("fetch: ConnectError")
+    assert "nope.xml" in health["missing-file"].last_error
+    assert health["broken"].failures == 1 and health["desk"].failures == 0
+    p.run_once()
+    assert {s.name: s.failures for s in p.store.sources()}["broken"] == 2
+    p.close()
+
+
+def test_seed_folder_reads_new_and_changed_files_only(workdir: Path, clock: Clock) -> None:
+    seed = write(workdir / "seeds/one.txt",
+                 "Rockets near Ain al-Asad\nLede\n-\nCaption\nBody of the story.\n")
+    write(workdir / "seeds/other.md", "Nothing to see here about markets.")
+    write(workdir / "seeds/.hidden.txt", "Ain al-Asad hidden")
+    write(workdir / "seeds/image.png", "Ain al-Asad binary")
+    p = pipeline_for(make_config(workdir, None, seeds=True), clock)
+    report = p.run_once()
+    assert (report.new, report.alerts) == (2, 1)
+
+    # The same size and time: not opened again, even though its bytes changed.
+    st = seed.stat()
+    seed.write_text(seed.read_text().replace("Rockets", "Rocketz"))
+    os.utime(seed, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert p.run_once().new == 0
+
+    # A real change is read again and stored as a new article.
+    seed.write_text("عين الأسد\nقصف\n-\nنص الخبر عن قاعدة عين الأسد الجوية\n", encoding="utf-8")
+    report = p.run_once()
+    assert (report.new, report.alerts) == (1, 1)
+    assert p.store.count(schema.Article) == 3
+    assert len(alerts_file(workdir)) == 2
+    p.close()
+
+
+def test_a_bad_seed_file_loses_nothing_good(workdir: Path, clock: Clock) -> None:
+    write(workdir / "seeds/good.txt", "Ain al-Asad\nlede\n-\nbody\n")
+    (workdir / "seeds/bad.txt").write_bytes("عين الأسد".encode("windows-1256"))
+    p = pipeline_for(make_config(workdir, None, seeds=True), clock)
+    report = p.run_once()
+    assert report.failed_sources == ["seeds"] and report.new == 1 and report.alerts == 1
+    [seeds] = [s for s in p.store.sources() if s.name == "seeds"]
+    assert "bad.txt: not UTF-8" in seeds.last_error
+    assert p.run_once().failed_sources == []   # reported once, not re-read until it changes
+    p.close()
+
+
+def test_restart_never_alerts_again(workdir: Path, http_server: Server, clock: Clock) -> None:
+    http_server.routes["/feed.xml"] = Response(200, FEED.format(base=http_server.base).encode())
+    cfg = make_config(workdir, http_server)
+    first = pipeline_for(cfg, clock)
+    first.run_once()
+    first.close()
+    second = pipeline_for(cfg, clock)    # a new process on the same database
+    report = second.run_once()
+    assert (report.new, report.alerts) == (0, 0)
+    assert len(alerts_file(workdir)) == 1
+    second.close()
+
+
+def test_unwritable_channel_keeps_alert_for_retry(workdir: Path, http_server: Server,
+                                                  clock: Clock) -> None:
+    http_server.routes["/feed.xml"] = Response(200, FEED.format(base=http_server.base).encode())
+    p = pipeline_for(make_config(workdir, http_server), clock)
+    (workdir / "alerts.jsonl").mkdir()          # a folder where the file should be
+    report = p.run_once()
+    assert report.delivery.failed == 1 and not report.ok
+    (workdir / "alerts.jsonl").rmdir()
+    assert p.deliver().sent == 0                # not due yet: it waits for its retry time
+    clock.advance(minutes=1)
+    assert p.deliver().sent == 1
+    assert len(alerts_file(workdir)) == 1
+    p.close()

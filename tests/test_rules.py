@@ -1,0 +1,167 @@
+"""Matching: every expression, the filters, Arabic-aware terms and the explanations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import write
+
+from worker.config import load_rules
+from worker.items import Article
+from worker.rules import RuleSet, compile_rules
+
+ENTITIES = """\
+entities:
+  ain-al-asad:
+    names: ["Ain al-Asad", "Ayn al-Asad", "Al Asad Airbase", "عين الأسد", "قاعدة الأسد الجوية"]
+  erbil:
+    names: [Erbil, Arbil, Hawler, أربيل, هولير]
+"""
+
+
+def ruleset(tmp_path: Path, rules: str) -> RuleSet:
+    write(tmp_path / "r.yaml", ENTITIES + "rules:\n" + rules)
+    loaded, problems = load_rules([str(tmp_path / "r.yaml")])
+    assert problems == []
+    rs, problems = compile_rules(loaded)
+    assert problems == []
+    return rs
+
+
+def fired(rs: RuleSet, **kw: str) -> list[str]:
+    article = Article(source=kw.pop("source", "src"), title=kw.pop("title", ""),
+                      tags=tuple(kw.pop("tags", "").split()), language=kw.pop("language", None),
+                      **kw)
+    return [m.rule_id for m in rs.match(article)]
+
+
+def one(term: str) -> str:
+    return f"  - id: r\n    match: {json.dumps(term, ensure_ascii=False)}\n"
+
+
+@pytest.mark.parametrize(("term", "text", "hit"), [
+    ("withdrawal", "The WITHDRAWAL began", True),
+    ("withdraw", "The withdrawal began", False),            # no stemming
+    ("withdraw*", "troops are withdrawing", True),
+    ("pull out", "they will pull  out, soon", True),
+    ("pull out", "pull the troops out", False),             # phrases are consecutive
+    ("@ain-al-asad", "a rocket hit Ayn al Asad today", True),
+    ("@ain-al-asad", "قصف قاعدة عَيْن الأَسَد", True),
+    ("@ain-al-asad", "قصف عيـن الاسد", True),
+    ("@ain-al-asad", 'في "عين الأسد" اليوم', True),
+    ("@ain-al-asad", "ووصل وعين الأسد", True),
+    ("@ain-al-asad", "استقبل الرئيس بشار الأسد وفدا", False),  # the head of state's name
+    ("@ain-al-asad", "عين الرئيس الأسد مديرا", False),
+    ("قاعدة", "والقاعدة", True),
+    ("قاعدة", "بالقاعدة", True),
+    ("قاعدة", "لقاعدة", True),
+    ("البيان المشترك", "للبيان المشترك", True),
+    ("بغداد", "وصل الوفد ببغداد", True),
+    ("@erbil", "مطار أربيل", True),
+    ("@erbil", "مطار اربيل", True),
+    ("٢٠٢٤", "في عام 2024", True),
+    ("re:\\d+ صاروخ", "سقط ٣ صاروخ على القاعدة", True),
+    ("re:\\bf-?35\\b", "an F-35 landed", True),
+])
+def test_terms(tmp_path: Path, term: str, text: str, hit: bool) -> None:
+    rs = ruleset(tmp_path, one(term))
+    assert (fired(rs, body=text) == ["r"]) is hit
+
+
+RULES = """\
+  - id: withdrawal
+    match:
+      all:
+        - any: ["التحالف الدولي", "international coalition"]
+        - any: ["انسحاب", "withdraw*", "إخلاء"]
+      none: [exercise, مناورات]
+  - id: near
+    match: {near: ["@ain-al-asad", "rocket*"], within: 3}
+  - id: atleast
+    match: {at_least: 2, of: ["@erbil", "@ain-al-asad", "drone*"]}
+  - id: intitle
+    match: {field: title, match: "@erbil"}
+  - id: notx
+    match: {all: ["@erbil", {not: "airport"}]}
+  - id: titles-only
+    match: "@ain-al-asad"
+    fields: [title]
+  - id: arabic-only
+    match: "@erbil"
+    languages: [ar]
+  - id: tagged
+    match: "@erbil"
+    sources: [tag:kurdistan, rudaw]
+"""
+
+
+@pytest.fixture
+def rs(tmp_path: Path) -> RuleSet:
+    return ruleset(tmp_path, RULES)
+
+
+def test_all_any_none(rs: RuleSet) -> None:
+    assert "withdrawal" in fired(rs, body="International coalition withdraws from bases")
+    assert "withdrawal" in fired(rs, title="إخلاء قواعد التحالف الدولي")
+    assert "withdrawal" not in fired(rs, body="International coalition withdraws after exercise")
+    assert "withdrawal" not in fired(rs, body="international coalition meets")
+
+
+@pytest.mark.parametrize(("text", "hit"), [
+    ("rockets struck Ain al-Asad", True),           # rockets(0) … asad: within 3
+    ("Ain al-Asad was struck by two rockets", False),   # 5 positions apart
+    ("Ain al-Asad hit by rockets", True),
+    ("rockets hit a base. Much later, in another town far away, Ain al-Asad", False),
+])
+def test_near(rs: RuleSet, text: str, hit: bool) -> None:
+    assert ("near" in fired(rs, body=text)) is hit
+
+
+def test_near_stays_inside_one_field(rs: RuleSet) -> None:
+    assert "near" not in fired(rs, title="rockets", body="Ain al-Asad")
+
+
+def test_at_least(rs: RuleSet) -> None:
+    assert "atleast" in fired(rs, body="drones over Erbil")
+    assert "atleast" not in fired(rs, body="Erbil and Erbil again")
+
+
+def test_field_not_and_filters(rs: RuleSet) -> None:
+    assert "intitle" in fired(rs, title="Erbil", body="x")
+    assert "intitle" not in fired(rs, title="x", body="Erbil")
+    assert "notx" in fired(rs, body="Erbil citadel")
+    assert "notx" not in fired(rs, body="Erbil airport")
+    assert "titles-only" not in fired(rs, body="Ain al-Asad")
+    assert "arabic-only" in fired(rs, body="أربيل", language="ar")
+    assert "arabic-only" not in fired(rs, body="Erbil", language="en")
+    assert "tagged" in fired(rs, body="Erbil", tags="iraq kurdistan")
+    assert "tagged" in fired(rs, body="Erbil", source="rudaw")
+    assert "tagged" not in fired(rs, body="Erbil", source="bbc", tags="world")
+
+
+def test_explanations_quote_the_article(rs: RuleSet) -> None:
+    article = Article(source="s", title="قصف على «عين الأسد»",
+                      body="قالت مصادر إن صواريخ سقطت على قاعدة عَيْن الأَسَد الجوية غرب العراق")
+    [m] = [m for m in rs.match(article) if m.rule_id == "titles-only"]
+    assert [(e.term, e.field, e.text) for e in m.explanations] == [
+        ("@ain-al-asad", "title", "عين الأسد")]
+    assert "atleast" not in [m.rule_id for m in rs.match(article)]  # one entity is not two
+    assert "«عين الأسد»" in m.explanations[0].snippet
+
+
+def test_snippet_is_cut_at_words(tmp_path: Path) -> None:
+    rs = ruleset(tmp_path, one("@erbil"))
+    body = " ".join(["word"] * 40) + " Erbil " + " ".join(["more"] * 40)
+    [m] = rs.match(Article(source="s", title="", body=body))
+    snippet = m.explanations[0].snippet
+    assert snippet.startswith("… word") and snippet.endswith("more …")
+    assert "Erbil" in snippet and len(snippet) < 160
+
+
+def test_rules_without_hits_are_not_evaluated(tmp_path: Path) -> None:
+    rs = ruleset(tmp_path, "".join(f"  - id: r{i}\n    match: word{i}\n" for i in range(200))
+                 + "  - id: neg\n    match: {not: word1}\n")
+    assert rs.always == [200]
+    assert fired(rs, body="word7 and word9") == ["r7", "r9", "neg"]
