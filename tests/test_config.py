@@ -9,10 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import DATA, write
 
 from worker import config
 from worker.errors import ConfigError
+
+from conftest import DATA, write
 
 ENV = {"SMTP_USER": "desk", "SMTP_PASSWORD": "hunter2", "WEBHOOK_SECRET": "whsec_c2VjcmV0"}
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import DATA, ROOT
 
 from worker.errors import ParseError
 from worker.parse import html_to_text, parse_feed, parse_seed
+
+from conftest import DATA, ROOT
 
 FEEDS = sorted((DATA / "feeds").glob("*.xml"))
 

@@ -8,11 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import Clock, Response, Server, write
 
 from worker import config, schema
 from worker.pipeline import Pipeline
 from worker.store import Store
+
+from conftest import Clock, Response, Server, write
 
 FEED = """<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>Desk</title>

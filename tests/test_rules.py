@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write
 
 from worker.config import load_rules
 from worker.items import Article
 from worker.rules import RuleSet, compile_rules
+
+from conftest import write
 
 ENTITIES = """\
 entities:

@@ -8,13 +8,14 @@ from datetime import datetime
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import Clock
 from sqlalchemy import inspect
 
 from worker import schema
 from worker.dedupe import prepare
 from worker.items import Article, Explanation
 from worker.store import AlertSpec, Prepared, Store
+
+from conftest import Clock
 
 SPEC = AlertSpec("rule-a", "Rule A", "high",
                  (Explanation("@erbil", "body", "Erbil", "… in Erbil …"),), ("log",))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import DATA
 from worker import textnorm
+
+from conftest import DATA
 
 # Examples from the tests of camel-tools and pyarabic (their repositories and commits are in the
 # file's first columns), gathered in shared/testdata.
