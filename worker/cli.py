@@ -50,8 +50,9 @@ def _report_invalid(exc: ConfigError) -> int:
 
 
 def _store(cfg: config.Config, *, migrate: bool) -> Store:
-    """The database. The embedded SQLite database is migrated on use; a shared server database
-    is migrated only by ``raqib db upgrade`` (or by run/once, which also apply to it)."""
+    """The database. The embedded SQLite database is migrated on any use; run and once also
+    migrate a PostgreSQL database (workers starting together take turns under an advisory
+    lock), while listings leave a shared database as it is."""
     store = Store(cfg.main.database)
     if migrate or store.dialect == "sqlite":
         store.migrate()

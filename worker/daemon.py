@@ -10,14 +10,16 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
+from typing import Any
 
 import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from worker.pipeline import Pipeline
+from worker.pipeline import Pipeline, Polled
 
 log = structlog.get_logger("raqib.daemon")
 
@@ -40,30 +42,39 @@ class Daemon:
         now = self.pipeline.clock()
         cfg = self.pipeline.cfg.main
         for src in cfg.sources:
-            self.scheduler.add_job(self._guard(f"source {src.name}", self.pipeline.poll_source),
-                                   "interval", args=[src], id=f"source:{src.name}",
-                                   seconds=src.interval.total_seconds(), next_run_time=now)
+            self.scheduler.add_job(self._poll, "interval",
+                                   args=[f"source {src.name}", self.pipeline.poll_source, src],
+                                   id=f"source:{src.name}", next_run_time=now,
+                                   seconds=src.interval.total_seconds())
         for folder in cfg.seeds:
-            self.scheduler.add_job(self._guard(f"seeds {folder}", self.pipeline.poll_seeds),
-                                   "interval", args=[folder], id=f"seeds:{folder}",
-                                   seconds=SEED_INTERVAL.total_seconds(), next_run_time=now)
-        self.scheduler.add_job(self._guard("delivery", self.pipeline.deliver), "interval",
-                               id="delivery", seconds=DELIVERY_INTERVAL.total_seconds(),
-                               next_run_time=now)
+            self.scheduler.add_job(self._poll, "interval",
+                                   args=[f"seeds {folder}", self.pipeline.poll_seeds, folder],
+                                   id=f"seeds:{folder}", next_run_time=now,
+                                   seconds=SEED_INTERVAL.total_seconds())
+        self.scheduler.add_job(self._deliver, "interval", id="delivery", next_run_time=now,
+                               seconds=DELIVERY_INTERVAL.total_seconds())
 
-    def _guard(self, what: str, fn):  # type: ignore[no-untyped-def]
-        """The isolation boundary of one job: an unexpected error is logged, never raised into
-        the scheduler, and the job runs again at its next time."""
+    def _poll(self, what: str, poll: Callable[[Any], Polled], target: Any) -> None:
+        """One source's poll: the isolation boundary where an unexpected error is logged, never
+        raised into the scheduler; the job runs again at its next time. New alerts wake the
+        delivery job instead of waiting for its next round."""
+        if self.stopping.is_set():
+            return
+        try:
+            polled = poll(target)
+        except Exception:
+            log.exception("job failed", job=what)
+            return
+        if polled.result.alerts and not self.stopping.is_set():
+            self.scheduler.modify_job("delivery", next_run_time=self.pipeline.clock())
 
-        def run(*args):  # type: ignore[no-untyped-def]
-            if self.stopping.is_set():
-                return
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("job failed", job=what)
-
-        return run
+    def _deliver(self) -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            self.pipeline.deliver()
+        except Exception:
+            log.exception("job failed", job="delivery")
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if self.stopping.is_set():
