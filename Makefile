@@ -6,8 +6,10 @@ CONFIG ?= config/raqib.yaml
 STAMP  := $(VENV)/.installed
 
 .PHONY: help install run once check test lint typecheck clean
+.DEFAULT_GOAL := help
 
-help:
+help: $(STAMP)
+	@echo ".venv is ready. Targets:"
 	@echo "make run        install if needed, migrate, start the daemon on $(CONFIG)"
 	@echo "make test       the whole test suite"
 	@echo "make lint       ruff"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class Response:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    trickle: float = 0.0     # seconds between bytes: a slow peer (the body is sent byte by byte)
 
 
 Route = Response | Callable[[BaseHTTPRequestHandler], Response]
@@ -89,7 +91,16 @@ def http_server() -> Iterator[Server]:
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(resp.body)))
             self.end_headers()
-            self.wfile.write(resp.body)
+            if not resp.trickle:
+                self.wfile.write(resp.body)
+                return
+            for i in range(len(resp.body)):
+                try:
+                    self.wfile.write(resp.body[i:i + 1])
+                    self.wfile.flush()
+                except OSError:
+                    return   # the client gave up, as it should
+                time.sleep(resp.trickle)
 
         def log_message(self, *args: Any) -> None:
             pass

@@ -149,3 +149,46 @@ rules:
     assert len(alert_lines(project)) == sent
     bad = raqib("backtest", "missing.yaml", check=False)
     assert bad.returncode == 2 and "missing.yaml: no such rule file" in bad.stderr
+
+
+def test_secrets_never_reach_logs_or_listings(project: Path) -> None:
+    """A token from the environment in a feed URL, and a password in its credentials, stay
+    out of the log lines and of `raqib sources`."""
+    cfg = project / "config/raqib.yaml"
+    cfg.write_text(cfg.read_text().replace("sources: []", (
+        "sources:\n"
+        "  - {name: private, url: 'http://reader:pa55word@127.0.0.1:9/feed?token=${FEED_TOKEN}'}"
+    )))
+    env = {k: v for k, v in os.environ.items() if k != "RAQIB_CONFIG"}
+    env["FEED_TOKEN"] = "s3cr3t-t0ken"
+    once = subprocess.run([*RAQIB, "once"], capture_output=True, text=True, env=env,
+                          timeout=120, check=False)
+    assert once.returncode == 1 and "source failed" in once.stderr
+    listing = subprocess.run([*RAQIB, "sources", "--json"], capture_output=True, text=True,
+                             env=env, timeout=120, check=True).stdout
+    for text in (once.stderr, once.stdout, listing):
+        assert "s3cr3t-t0ken" not in text
+        assert "pa55word" not in text
+    [private] = [s for s in json.loads(listing) if s["name"] == "private"]
+    assert private["url"] == "http://reader:***@127.0.0.1:9/feed?token=***"
+
+
+def test_unreachable_database_is_one_clear_line(project: Path) -> None:
+    cfg = project / "config/raqib.yaml"
+    cfg.write_text(cfg.read_text().replace(
+        "sqlite:///var/raqib.db", "postgresql+psycopg://nobody@127.0.0.1:9/none"))
+    proc = raqib("once", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("raqib: database: ")
+    assert "Traceback" not in proc.stderr
+
+
+def test_removed_sources_leave_the_listing(project: Path) -> None:
+    cfg = project / "config/raqib.yaml"
+    original = cfg.read_text()
+    cfg.write_text(original.replace("sources: []", (
+        f"sources:\n  - {{name: old, url: 'file://{project}/old.xml'}}")))
+    raqib("once", check=False)
+    assert {s["name"] for s in json.loads(raqib("sources", "--json").stdout)} == {"old", "seeds"}
+    cfg.write_text(original)
+    assert [s["name"] for s in json.loads(raqib("sources", "--json").stdout)] == ["seeds"]

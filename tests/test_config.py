@@ -41,9 +41,11 @@ def test_spec_examples_load_as_written(spec_dir: Path) -> None:
     assert isinstance(email, config.EmailChannel)
     assert (email.username, email.password, email.from_) == ("desk", "hunter2",
                                                              "raqib@example.org")
-    assert [r.rule.id for r in cfg.ruleset.rules] == ["coalition-withdrawal", "named-bases",
-                                                      "asad-surge"]
-    surge = cfg.ruleset.by_id["asad-surge"].rule
+    # `when:` windows are not evaluated yet: the rule is checked, not run, and a warning says so.
+    assert [r.rule.id for r in cfg.ruleset.rules] == ["coalition-withdrawal", "named-bases"]
+    assert any("'asad-surge': 'when:' windows are not evaluated" in str(w) for w in cfg.warnings)
+    loaded, _ = config.load_rules(["rules/"])
+    [surge] = [r for r, _, _ in loaded.rules if r.id == "asad-surge"]
     assert surge.when == config.When(count=3, within=timedelta(hours=6), distinct_sources=True)
     assert cfg.notify_of(cfg.ruleset.by_id["named-bases"].rule) == ["local-log"]
     # `rudaw` is no configured source: a warning, not an error.
@@ -162,3 +164,57 @@ def test_check_command_exit_codes(spec_dir: Path) -> None:
     assert bad.returncode == 2
     assert "rules/spec.yaml:13: unknown key 'severty' (did you mean 'severity'?)" in bad.stderr
     assert "hunter2" not in bad.stderr + bad.stdout
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("http://[::1/feed", "not a valid URL"),
+    ("http://host:99999/feed", "not a valid URL"),
+    ("https:///feed", "an http(s) URL needs a host"),
+    ("file://www/x.xml", "a file URL is file:///absolute/path"),
+    ("ftp://example.org/feed", "url must start with"),
+])
+def test_source_urls_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str,
+                                 message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "raqib.yaml", f"sources:\n  - name: s\n    url: '{url}'\n")
+    [problem] = problems_of("raqib.yaml")
+    assert problem.startswith("raqib.yaml:3: sources.0.url:") and message in problem
+
+
+@pytest.mark.parametrize(("database", "ok"), [
+    ("sqlite:///var/x.db", True), ("postgresql://u@127.0.0.1/db", True),
+    ("postgresql+psycopg://u@127.0.0.1/db", True), ("foo://bar", False), ("var/x.db", False),
+])
+def test_database_urls_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   database: str, ok: bool) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "raqib.yaml", f"database: '{database}'\n")
+    if ok:
+        config.load_config("raqib.yaml", env={})
+    else:
+        assert problems_of("raqib.yaml")[0].startswith("raqib.yaml:1: database:")
+
+
+def test_feed_and_seed_folder_cannot_share_a_name(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "raqib.yaml", "seeds: [seeds/]\nsources:\n"
+                                   "  - {name: seeds, url: 'file:///tmp/x.xml'}\n")
+    assert problems_of("raqib.yaml") == [
+        "raqib.yaml:3: duplicate source name 'seeds' (also a seed folder)"]
+
+
+def test_keys_are_names_not_yaml_booleans(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "raqib.yaml", "rules: [r.yaml]\n")
+    write(tmp_path / "r.yaml", "entities:\n  no: {names: [Norway]}\n  on: {names: [Ontario]}\n"
+                               "rules:\n  - {id: r, match: {any: ['@no', '@on']}}\n")
+    cfg = config.load_config("raqib.yaml", env={})
+    assert len(cfg.ruleset) == 1
+
+
+def test_names_fit_their_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "raqib.yaml", f"sources:\n  - {{name: {'s' * 201}, url: 'file:///x'}}\n")
+    assert "at most 200 characters" in problems_of("raqib.yaml")[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from worker import language
-from worker.dedupe import canonical_url, content_key, prepare
+from worker.dedupe import canonical_url, content_key, prepare, prepare_seed
 from worker.items import Article
 
 
@@ -44,7 +44,8 @@ def test_prepare_keys() -> None:
     assert p.url_hash == prepare(Article(source="t", title="other", body="other text",
                                          url="https://x.org/a")).url_hash
     assert p.guid_hash is not None
-    assert prepare(a, url_key=False).url_hash is None
+    seed = prepare_seed(a)
+    assert (seed.url_hash, seed.guid_hash, seed.continues) == (None, None, "g")
 
 
 @pytest.mark.parametrize(("text", "lang"), [
@@ -65,3 +66,16 @@ def test_language_hint_breaks_ties() -> None:
     assert language.detect("12345", "ar-IQ") == "ar"
     assert language.detect("Erbil", "en-GB") == "en"
     assert language.detect("Erbil", None) is None   # one name tells nothing
+
+
+@pytest.mark.parametrize("headline", [
+    "Rockets strike Ain al-Asad", "Drone attack near al-Asad base",
+    "Erbil airport drone attack repelled"])
+def test_short_english_headlines_with_a_declared_language(headline: str) -> None:
+    assert language.detect(headline, "en-US") == "en"
+    assert language.detect(headline) in {"en", None}   # never Spanish for "al"
+
+
+def test_declared_language_that_is_no_code_is_ignored() -> None:
+    assert language.detect("2026", "English (United States)") is None
+    assert language.detect("2026", "ar-IQ") == "ar"

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from worker import config, schema
+from worker.fetch import Fetcher
 from worker.pipeline import Pipeline
 from worker.store import Store
 
@@ -36,21 +39,18 @@ rules:
 
 
 def make_config(tmp: Path, server: Server | None, seeds: bool = False,
-                extra_sources: str = "") -> config.Config:
-    sources = ""
-    if server is not None:
-        sources = f"  - {{name: desk, url: '{server.url('/feed.xml')}', interval: 5m}}\n"
+                extra_sources: list[dict[str, str]] | None = None) -> config.Config:
+    sources = [{"name": "desk", "url": server.url("/feed.xml"), "interval": "5m"}] \
+        if server is not None else []
     write(tmp / "rules/r.yaml", RULES)
-    write(tmp / "raqib.yaml", f"""\
-database: sqlite:///{tmp}/raqib.db
-seeds: [{'seeds' if seeds else ''}]
-rules: [rules/]
-sources:
-{sources}{extra_sources}
-channels:
-  log: {{type: file, path: {tmp}/alerts.jsonl}}
-defaults: {{notify: [log]}}
-""".replace("seeds: []", "seeds: []").replace("sources:\n\n", "sources: []\n"))
+    write(tmp / "raqib.yaml", yaml.safe_dump({
+        "database": f"sqlite:///{tmp}/raqib.db",
+        "seeds": ["seeds"] if seeds else [],
+        "rules": ["rules/"],
+        "sources": sources + (extra_sources or []),
+        "channels": {"log": {"type": "file", "path": f"{tmp}/alerts.jsonl"}},
+        "defaults": {"notify": ["log"]},
+    }))
     return config.load_config(str(tmp / "raqib.yaml"), env={})
 
 
@@ -109,10 +109,10 @@ def test_a_failing_source_does_not_stop_the_others(workdir: Path, http_server: S
     http_server.routes["/feed.xml"] = Response(200, FEED.format(base=http_server.base).encode())
     http_server.routes["/broken.xml"] = Response(500, b"oops")
     http_server.routes["/html"] = Response(200, b"<html><body>Not a feed</body></html>")
-    extra = (f"  - {{name: broken, url: '{http_server.url('/broken.xml')}'}}\n"
-             f"  - {{name: html, url: '{http_server.url('/html')}'}}\n"
-             "  - {name: refused, url: 'http://127.0.0.1:9/feed'}\n"
-             f"  - {{name: missing-file, url: 'file://{workdir}/nope.xml'}}\n")
+    extra = [{"name": "broken", "url": http_server.url("/broken.xml")},
+             {"name": "html", "url": http_server.url("/html")},
+             {"name": "refused", "url": "http://127.0.0.1:9/feed"},
+             {"name": "missing-file", "url": f"file://{workdir}/nope.xml"}]
     p = pipeline_for(make_config(workdir, http_server, extra_sources=extra), clock)
     report = p.run_once()
     assert not report.ok
@@ -145,11 +145,16 @@ def test_seed_folder_reads_new_and_changed_files_only(workdir: Path, clock: Cloc
     os.utime(seed, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert p.run_once().new == 0
 
-    # A real change is read again and stored as a new article.
+    # A real change is read again and stored as a new version of the same story: the rule
+    # that alerted on the story does not alert again.
     seed.write_text("عين الأسد\nقصف\n-\nنص الخبر عن قاعدة عين الأسد الجوية\n", encoding="utf-8")
     report = p.run_once()
-    assert (report.new, report.alerts) == (1, 1)
+    assert (report.new, report.alerts) == (1, 0)
     assert p.store.count(schema.Article) == 3
+    assert p.store.count(schema.Story) == 2
+    # A new file is a new story, and alerts.
+    write(workdir / "seeds/two.txt", "Ain al-Asad again\nLede\n-\nAnother report.\n")
+    assert p.run_once().alerts == 1
     assert len(alerts_file(workdir)) == 2
     p.close()
 
@@ -191,4 +196,100 @@ def test_unwritable_channel_keeps_alert_for_retry(workdir: Path, http_server: Se
     clock.advance(minutes=1)
     assert p.deliver().sent == 1
     assert len(alerts_file(workdir)) == 1
+    p.close()
+
+
+def test_an_unexpected_error_is_contained_to_its_source(workdir: Path, http_server: Server,
+                                                        clock: Clock) -> None:
+    """A transport that fails in a way nobody planned for: the source records it, the others
+    (here the seed folder) are still read and their alerts delivered."""
+    import httpx  # noqa: PLC0415
+
+    def explode(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError("the network stack broke")
+
+    write(workdir / "seeds/one.txt", "Ain al-Asad\nlede\n-\nbody\n")
+    cfg = make_config(workdir, http_server, seeds=True)
+    store = Store(cfg.main.database)
+    store.migrate()
+    p = Pipeline(cfg, store, clock=clock,
+                 fetcher=Fetcher(httpx.Client(transport=httpx.MockTransport(explode))))
+    p.sync_sources()
+    report = p.run_once()
+    assert report.failed_sources == ["desk"]
+    assert (report.alerts, report.delivery.sent) == (1, 1)
+    [desk] = [s for s in p.store.sources() if s.name == "desk"]
+    assert desk.last_error == "internal error: RuntimeError: the network stack broke"
+    assert desk.failures == 1
+    p.close()
+
+
+def test_feed_language_and_control_characters_on_every_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_server: Server, clock: Clock,
+        db_url: str) -> None:
+    """What a feed declares is a hint, not a value to store blindly: a language that is no
+    code, and NUL characters (which PostgreSQL refuses), do not cost the feed its items."""
+    monkeypatch.chdir(tmp_path)
+    http_server.routes["/feed.xml"] = Response(200, (
+        b"<rss version='2.0'><channel><title>t</title>"
+        b"<language>English (United States)</language>"
+        b"<item><title>2026</title><guid>1</guid></item>"
+        b"<item><title>Rockets hit Ain al-Asad base</title><guid>2</guid>"
+        b"<description>Two rockets &#0;struck the base on Saturday, officials said.</description>"
+        b"</item></channel></rss>"))
+    cfg = make_config(tmp_path, http_server)
+    cfg = config.Config(cfg.path, cfg.main.model_copy(update={"database": db_url}),
+                        cfg.ruleset, cfg.rule_files, cfg.warnings)
+    p = pipeline_for(cfg, clock)
+    report = p.run_once()
+    assert (report.ok, report.new, report.alerts) == (True, 2, 1)
+    langs = {a["title"]: a["language"] for a in p.store.articles()}
+    assert langs == {"2026": None, "Rockets hit Ain al-Asad base": "en"}
+    p.close()
+
+
+def test_an_empty_feed_without_content_type_is_no_failure(workdir: Path, http_server: Server,
+                                                          clock: Clock) -> None:
+    http_server.routes["/feed.xml"] = Response(
+        200, b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></channel></rss>")
+    p = pipeline_for(make_config(workdir, http_server), clock)
+    report = p.run_once()
+    assert report.ok and report.new == 0
+    p.close()
+
+
+def test_timeout_bounds_the_whole_request(workdir: Path, http_server: Server,
+                                          clock: Clock) -> None:
+    """A server that answers a byte at a time never lets a read time out; the source's
+    timeout still ends the request."""
+    http_server.routes["/feed.xml"] = Response(200, b"x" * 200, trickle=0.05)
+    cfg = make_config(workdir, http_server)
+    src = cfg.main.sources[0].model_copy(update={"timeout": timedelta(seconds=0.5)})
+    cfg = config.Config(cfg.path, cfg.main.model_copy(update={"sources": [src]}),
+                        cfg.ruleset, cfg.rule_files, cfg.warnings)
+    p = pipeline_for(cfg, clock)
+    report = p.run_once()
+    assert report.failed_sources == ["desk"]
+    [desk] = p.store.sources()
+    assert desk.last_error == "fetch: timed out after 0.5s"
+    p.close()
+
+
+def test_empty_seed_files_are_not_articles(workdir: Path, clock: Clock) -> None:
+    write(workdir / "seeds/empty.txt", "")
+    write(workdir / "seeds/blank.md", "  \n\n ")
+    p = pipeline_for(make_config(workdir, None, seeds=True), clock)
+    report = p.run_once()
+    assert (report.ok, report.new) == (True, 0)
+    p.close()
+
+
+def test_once_delivers_everything_due(workdir: Path, clock: Clock) -> None:
+    for i in range(5):
+        write(workdir / f"seeds/{i}.txt", f"Ain al-Asad report {i}\nlede\n-\nbody {i}\n")
+    p = pipeline_for(make_config(workdir, None, seeds=True), clock)
+    p.deliverer.batch = 2          # smaller batches than there are alerts
+    report = p.run_once()
+    assert (report.alerts, report.delivery.sent) == (5, 5)
+    assert len(alerts_file(workdir)) == 5
     p.close()

@@ -49,12 +49,13 @@ class RuleResult:
 
 def load_replayed(main: config.MainConfig, paths: list[str]) -> Any:
     """The rules of *paths*, compiled with the configured entities available to them."""
-    base, problems = config.load_rules(list(main.rules))
-    replay, found = config.load_rules(paths)
-    problems += found
-    entities = {**base.entities, **replay.entities}
-    ruleset, found = compile_rules(config.LoadedRules(replay.rules, entities, replay.files))
-    problems += found
+    with config.paused_gc():
+        base, problems = config.load_rules(list(main.rules))
+        replay, found = config.load_rules(paths)
+        problems += found
+        entities = {**base.entities, **replay.entities}
+        ruleset, found = compile_rules(config.LoadedRules(replay.rules, entities, replay.files))
+        problems += found
     if problems:
         raise ConfigError(problems)
     return ruleset

@@ -10,12 +10,16 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from worker import __version__, config, logs
+import structlog
+from sqlalchemy.exc import DBAPIError
+
+from worker import __version__, config, logs, redact
 from worker.alerts.payload import iso
 from worker.errors import ConfigError
 from worker.store import Store
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+log = structlog.get_logger("raqib.cli")
 
 
 def _since(value: str) -> datetime:
@@ -75,6 +79,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _pipeline(cfg: config.Config) -> Any:
     from worker.pipeline import Pipeline  # noqa: PLC0415 (keeps `check` and listings light)
 
+    for warning in cfg.warnings:
+        log.warning("configuration", problem=str(warning))
     store = _store(cfg, migrate=True)
     pipeline = Pipeline(cfg, store)
     pipeline.sync_sources()
@@ -107,10 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    main, _doc, problems = config.load_main(args.config or config.default_path())
-    if main is None or problems:
-        raise ConfigError(problems)
-    store = Store(main.database)
+    store = Store(_main_config(args).database)
     store.migrate()
     store.close()
     print("database at the latest schema")
@@ -138,12 +141,17 @@ def _cell(value: Any, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _listing(args: argparse.Namespace, fetch: Callable[[Store], list[dict[str, Any]]],
-             columns: Sequence[tuple[str, str, int]]) -> int:
+def _main_config(args: argparse.Namespace) -> config.MainConfig:
     main, _doc, problems = config.load_main(args.config or config.default_path())
     if main is None or problems:
         raise ConfigError(problems)
-    store = Store(main.database)
+    return main
+
+
+def _listing(args: argparse.Namespace, fetch: Callable[[Store], list[dict[str, Any]]],
+             columns: Sequence[tuple[str, str, int]],
+             main: config.MainConfig | None = None) -> int:
+    store = Store((main or _main_config(args)).database)
     if store.dialect == "sqlite":
         store.migrate()
     try:
@@ -158,15 +166,20 @@ def _listing(args: argparse.Namespace, fetch: Callable[[Store], list[dict[str, A
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
+    settings = _main_config(args)
+    configured = {s.name for s in settings.sources} | {config.seed_source_name(f)
+                                                       for f in settings.seeds}
+
     def fetch(store: Store) -> list[dict[str, Any]]:
-        return [{"name": s.name, "url": s.url, "last_poll": iso(s.last_poll),
+        return [{"name": s.name, "url": redact.url(s.url), "last_poll": iso(s.last_poll),
                  "last_success": iso(s.last_success), "last_error": s.last_error,
-                 "failures": s.failures, "next_poll": iso(s.next_poll)} for s in store.sources()]
+                 "failures": s.failures, "next_poll": iso(s.next_poll)}
+                for s in store.sources() if s.name in configured]
 
     return _listing(args, fetch, [("name", "NAME", 24), ("last_poll", "LAST POLL", 20),
                                   ("last_success", "LAST SUCCESS", 20),
                                   ("failures", "FAILURES", 8), ("next_poll", "NEXT POLL", 20),
-                                  ("last_error", "LAST ERROR", 60)])
+                                  ("last_error", "LAST ERROR", 60)], settings)
 
 
 def cmd_articles(args: argparse.Namespace) -> int:
@@ -201,9 +214,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     from worker.backtest import backtest  # noqa: PLC0415 (only this command needs it)
 
-    main, _doc, problems = config.load_main(args.config or config.default_path())
-    if main is None or problems:
-        raise ConfigError(problems)
+    main = _main_config(args)
     store = Store(main.database)
     if store.dialect == "sqlite":
         store.migrate()
@@ -278,6 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         return _report_invalid(exc)
     except KeyboardInterrupt:
+        return EXIT_FAILED
+    except DBAPIError as exc:   # the database is unreachable or refused us: one clear line
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        print(f"raqib: database: {redact.scrub(reason)}", file=sys.stderr)
         return EXIT_FAILED
     except BrokenPipeError:   # `raqib alerts --json | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -58,14 +58,21 @@ def content_key(article: Article) -> str:
     return digest(text)
 
 
-def prepare(article: Article, *, url_key: bool = True) -> Prepared:
-    """Dedupe keys for one article. ``url_key=False`` (seed files) keeps the URL out of the
-    keys, so an edited file is stored again rather than taken for its previous version."""
+def prepare(article: Article) -> Prepared:
+    """Dedupe keys for one feed item."""
     url = canonical_url(article.url) if article.url else None
     return Prepared(
         article=article,
         guid_hash=digest(article.guid) if article.guid else None,
         url=article.url,
-        url_hash=digest(url) if url and url_key else None,
+        url_hash=digest(url) if url else None,
         content_hash=content_key(article),
     )
+
+
+def prepare_seed(article: Article) -> Prepared:
+    """Dedupe keys for a version of a seed file: its text alone. An edited file is stored
+    again as a new version, which continues the story of the file's earlier versions (its
+    GUID is the file's path), so it raises no alert a rule already raised for that story."""
+    return Prepared(article=article, guid_hash=None, url=article.url, url_hash=None,
+                    content_hash=content_key(article), continues=article.guid)

@@ -6,6 +6,7 @@ client is passed in, so tests and the daemon choose its transport and limits.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -72,6 +73,7 @@ class Fetcher:
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         timeout = source.timeout.total_seconds()
+        deadline = time.monotonic() + timeout   # `timeout` bounds the whole request
         try:
             with self.client.stream("GET", source.url, headers=headers,
                                     timeout=httpx.Timeout(timeout)) as resp:
@@ -84,6 +86,8 @@ class Fetcher:
                     size += len(chunk)
                     if size > source.max_bytes:
                         raise FetchError(f"fetch: body larger than max_bytes ({source.max_bytes})")
+                    if time.monotonic() > deadline:
+                        raise FetchError(f"fetch: timed out after {timeout:g}s")
                     chunks.append(chunk)
                 return Fetched(str(resp.url), b"".join(chunks), dict(resp.headers),
                                resp.headers.get("etag"), resp.headers.get("last-modified"))
@@ -91,5 +95,5 @@ class Fetcher:
             raise FetchError("fetch: too many redirects (more than 5, or a loop)") from exc
         except httpx.TimeoutException as exc:
             raise FetchError(f"fetch: timed out after {timeout:g}s") from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise FetchError(f"fetch: {type(exc).__name__}: {exc}") from exc

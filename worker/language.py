@@ -22,8 +22,9 @@ _STOPWORDS = {
            "sur", "au", "pas", "avec", "par", "aux", "ont", "été"},
     "de": {"der", "die", "das", "und", "ist", "nicht", "ein", "eine", "mit", "den", "von",
            "zu", "im", "auf", "dem", "sich", "des", "auch", "wird"},
+    # No "al": it is also the article of Arabic names in English text (al-Asad, al-Qaim).
     "es": {"el", "la", "los", "las", "de", "que", "y", "en", "del", "por", "con", "una",
-           "para", "es", "se", "al", "lo", "como", "más"},
+           "para", "es", "se", "lo", "como", "más"},
     "tr": {"ve", "bir", "bu", "için", "ile", "da", "de", "olarak", "çok", "daha", "olan",
            "gibi", "ancak", "sonra", "kadar"},
 }
@@ -46,10 +47,20 @@ def _arabic_script(letters: Counter[str], hint: str | None) -> str:
     return "ar"
 
 
+_CODE = re.compile(r"^([a-z]{2,3})(?:[-_][a-z0-9]+)*$")
+
+
+def _code(declared: str | None) -> str | None:
+    """The language code of what a feed declares (``en-US`` -> ``en``), or None for anything
+    that is not a code (``English (United States)``)."""
+    m = _CODE.match((declared or "").strip().lower())
+    return m.group(1) if m else None
+
+
 def detect(text: str, hint: str | None = None) -> str | None:
     """The language of *text* as a lower-case ISO 639 code, or *hint* (the feed's declared
     language) when the text does not tell, or None."""
-    hint = hint.lower().split("-")[0].split("_")[0] if hint else None
+    hint = _code(hint)
     sample = text[:SAMPLE]
     arabic = latin = other = 0
     letters: Counter[str] = Counter()
@@ -72,7 +83,9 @@ def detect(text: str, hint: str | None = None) -> str | None:
         words = [w.lower() for w in _WORD.findall(sample)]
         scores = {lang: sum(w in stop for w in words) for lang, stop in _STOPWORDS.items()}
         best = max(scores, key=lambda lang: scores[lang])
+        if hint in scores and scores[hint] >= scores[best] - 1:
+            return hint   # the declared language, unless the text clearly says otherwise
         if scores[best] >= 2 or (scores[best] >= 1 and len(words) < 12):
             return best
-        return hint or ("en" if not words else None)
+        return hint
     return hint

@@ -9,12 +9,16 @@ from typing import Any
 
 import structlog
 
+from worker import redact
+
 _SHARED: list[Any] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
+_LAST: list[Any] = [structlog.processors.StackInfoRenderer(),
+                    structlog.processors.format_exc_info, redact.processor]
 
 
 def configure(*, json: bool | None = None, level: str = "INFO") -> None:
@@ -23,9 +27,7 @@ def configure(*, json: bool | None = None, level: str = "INFO") -> None:
     renderer: Any = (structlog.processors.JSONRenderer(ensure_ascii=False) if json
                      else structlog.dev.ConsoleRenderer())
     structlog.configure(
-        processors=[*_SHARED, structlog.processors.StackInfoRenderer(),
-                    structlog.processors.format_exc_info,
-                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*_SHARED, *_LAST, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
@@ -33,7 +35,7 @@ def configure(*, json: bool | None = None, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-        foreign_pre_chain=_SHARED))
+        foreign_pre_chain=[*_SHARED, *_LAST]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -21,14 +21,19 @@ from worker.items import Article
 
 _SPACE = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANKS = re.compile(r"\n\s*\n+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _MARKUP = re.compile(r"<[a-zA-Z!/?]|&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]+);")
+# What feedparser flags about a document it read anyway: no reason to call a feed broken.
+BENIGN = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 HTML_TYPES = {"text/html", "application/xhtml+xml", "html", "xhtml"}
 SEED_SUFFIXES = {".txt", ".text", ".md", ".markdown", ".html", ".htm"}
 TITLE_FROM_TEXT = 120
 
 
 def clean_space(text: str) -> str:
-    """Fold runs of spaces, keep paragraph breaks."""
+    """Fold runs of spaces, keep paragraph breaks, drop control characters (a NUL from a
+    broken feed would be refused by PostgreSQL)."""
+    text = _CONTROL.sub("", text)
     lines = (_SPACE.sub(" ", line).strip() for line in text.split("\n"))
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
 
@@ -71,9 +76,11 @@ def parse_feed(data: bytes, *, source: str, headers: Mapping[str, str] | None = 
     with minor errors (feedparser's "bozo") still gives what it could read."""
     parsed = feedparser.parse(data, response_headers=dict(headers or {}),
                               sanitize_html=False, resolve_relative_uris=False)
-    if not parsed.entries and (parsed.bozo or not parsed.get("version")):
-        reason = parsed.get("bozo_exception") or "no feed entries and no feed format"
-        raise ParseError(f"parse: not a readable feed: {reason}")
+    if not parsed.entries:
+        problem = parsed.get("bozo_exception")
+        if not parsed.get("version") or (parsed.bozo and not isinstance(problem, BENIGN)):
+            raise ParseError(f"parse: not a readable feed: "
+                             f"{problem or 'no feed entries and no feed format'}")
     feed_lang = parsed.feed.get("language") or (headers or {}).get("content-language")
     out = []
     for entry in parsed.entries:
@@ -98,19 +105,22 @@ def parse_feed(data: bytes, *, source: str, headers: Mapping[str, str] | None = 
 
 
 def parse_seed(path: Path, data: bytes, *, source: str, tags: tuple[str, ...] = (),
-               guid: str | None = None) -> Article:
+               guid: str | None = None) -> Article | None:
     """A seed document (title line, lede line, a line '-', then the body; the first body line
-    may be a caption) or any text, Markdown or HTML file, titled with its file name."""
+    may be a caption) or any text, Markdown or HTML file, titled with its file name. None for
+    a file with no text at all."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ParseError(f"parse: {path}: not UTF-8 text (byte {exc.start})") from exc
+    if not text.strip():
+        return None
     url = path.resolve().as_uri()
     lines = text.replace("\r\n", "\n").split("\n")
     suffix = path.suffix.lower()
     if suffix in {".html", ".htm"}:
         soup = BeautifulSoup(text, "html.parser")
-        title_tag = soup.title.get_text(" ").strip() if soup.title else ""
+        title_tag = clean_space(soup.title.get_text(" ")) if soup.title else ""
         return Article(source=source, title=title_tag or path.name, body=html_to_text(text),
                        url=url, guid=guid, tags=tags)
     if len(lines) >= 3 and lines[2].strip() == "-" and lines[0].strip():

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
 import structlog
 
-from worker import config, dedupe, language, parse, seeds
+from worker import config, dedupe, language, parse, redact, seeds
 from worker.alerts.channels import build_channels
 from worker.alerts.deliver import Deliverer, DeliveryReport
 from worker.errors import FetchError, ParseError
@@ -70,7 +70,7 @@ class Pipeline:
     # -- set-up -------------------------------------------------------------------------------
 
     def sync_sources(self) -> None:
-        entries = [(s.name, s.url, "feed") for s in self.cfg.main.sources]
+        entries = [(s.name, redact.url(s.url), "feed") for s in self.cfg.main.sources]
         entries += [(config.seed_source_name(f), Path(f).resolve().as_uri(), "seed")
                     for f in self.cfg.main.seeds]
         self.source_ids = self.store.sync_sources(entries, self.clock())
@@ -105,9 +105,34 @@ class Pipeline:
 
     def poll_source(self, src: config.Source) -> Polled:
         """Fetch, parse and store one feed; a failure is recorded on the source."""
-        sid = self.source_ids[src.name]
-        state = self.store.source_state(sid)
+        return self._isolated(src.name, src.interval, partial(self._poll_feed, src))
+
+    def poll_seeds(self, folder: str) -> Polled:
+        """Ingest the new and changed files of one seed folder. A file that fails is reported
+        (once, until it changes) and the good files are stored all the same."""
+        return self._isolated(config.seed_source_name(folder), None,
+                              partial(self._poll_folder, folder))
+
+    def _isolated(self, name: str, interval: timedelta | None,
+                  poll: Callable[[int, datetime], Polled]) -> Polled:
+        """The isolation boundary of one source: whatever goes wrong is recorded on the source
+        and logged, and the other sources go on."""
+        sid = self.source_ids[name]
         started = self.clock()
+        try:
+            return poll(sid, started)
+        except Exception as exc:   # a bug or a database failure: contain it to this source
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            log.exception("source failed", source=name, error=error)
+            try:
+                self.store.record_poll(sid, now=started, error=error,
+                                       next_poll=started + interval if interval else None)
+            except Exception:
+                log.exception("cannot record the failure", source=name)
+            return Polled(IngestResult(), error)
+
+    def _poll_feed(self, src: config.Source, sid: int, started: datetime) -> Polled:
+        state = self.store.source_state(sid)
         try:
             fetched = self.fetcher.fetch(src, etag=state.etag, last_modified=state.last_modified)
             if fetched.not_modified:
@@ -119,30 +144,27 @@ class Pipeline:
         except (FetchError, ParseError) as exc:
             self.store.record_poll(sid, now=started, error=str(exc),
                                    next_poll=started + src.interval)
-            log.warning("source failed", source=src.name, url=src.url, error=str(exc),
-                        failures=state.failures + 1)
+            log.warning("source failed", source=src.name, url=redact.url(src.url),
+                        error=str(exc), failures=state.failures + 1)
             return Polled(IngestResult(), str(exc))
         self.store.record_poll(sid, now=started, error=None, next_poll=started + src.interval,
                                etag=fetched.etag, last_modified=fetched.last_modified)
         return Polled(result)
 
-    def poll_seeds(self, folder: str) -> Polled:
-        """Ingest the new and changed files of one seed folder. A file that fails is reported
-        (once, until it changes) and the good files are stored all the same."""
+    def _poll_folder(self, folder: str, sid: int, started: datetime) -> Polled:
         name = config.seed_source_name(folder)
-        sid = self.source_ids[name]
-        started = self.clock()
         scan = seeds.scan(Path(folder), self.store.seed_files(sid))
         errors = list(scan.errors)
         prepared = []
         for f in scan.changed:
             try:
                 article = parse.parse_seed(f.path, f.data, source=name, tags=("seed",),
-                                           guid=f"{f.key}@{f.update.digest[:16]}")
+                                           guid=f.key)
             except ParseError as exc:
                 errors.append(str(exc))
                 continue
-            prepared.append(dedupe.prepare(article, url_key=False))
+            if article is not None:
+                prepared.append(dedupe.prepare_seed(article))
         result = self._store(name, prepared,
                              seed_files=[f.update for f in scan.changed] + scan.touched)
         for err in errors:
@@ -151,8 +173,10 @@ class Pipeline:
         self.store.record_poll(sid, now=started, error=error, next_poll=None)
         return Polled(result, error)
 
-    def deliver(self) -> DeliveryReport:
-        return self.deliverer.run()
+    def deliver(self, *, until_done: bool = False) -> DeliveryReport:
+        """Send what is due: one round, or (``until_done``) rounds until nothing due is left
+        that can be sent now."""
+        return self.deliverer.run(until_done=until_done)
 
     def close(self) -> None:
         self.fetcher.close()
@@ -173,5 +197,5 @@ class Pipeline:
             report.new += result.new
             report.duplicates += result.duplicates
             report.alerts += len(result.alerts)
-        report.delivery = self.deliver()
+        report.delivery = self.deliver(until_done=True)
         return report

@@ -77,6 +77,7 @@ class Prepared:
     url: str | None
     url_hash: str | None
     content_hash: str
+    continues: str | None = None   # a GUID of this source whose story this article joins
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,12 +274,37 @@ class Store:
             self._record_seed_files(conn, source_id, seed_files, now)
         return result
 
+    def _stories(self, conn: Connection, source_id: int, fresh: list[Prepared],
+                 now: datetime) -> tuple[list[int], set[int]]:
+        """A story for each new article: the story of the article it continues, if any, else
+        a new one. Returns the story ids in order and the ids of the stories created."""
+        wanted = sorted({p.continues for p in fresh if p.continues})
+        known: dict[str, int] = {}
+        for chunk in _chunks(wanted):
+            q = (select(ArticleRow.guid, ArticleRow.story_id)
+                 .where(ArticleRow.source_id == source_id, ArticleRow.guid.in_(chunk),
+                        ArticleRow.story_id.is_not(None))
+                 .order_by(ArticleRow.id))
+            known.update({g: s for g, s in conn.execute(q) if g is not None and s is not None})
+        need = [p for p in fresh if not (p.continues and p.continues in known)]
+        new_ids = list(conn.scalars(
+            self._insert(Story).returning(Story.id, sort_by_parameter_order=True),
+            [{"title": p.article.title, "created_at": now} for p in need])) if need else []
+        created = iter(new_ids)
+        out = []
+        for p in fresh:
+            if p.continues and p.continues in known:
+                out.append(known[p.continues])
+            else:
+                out.append(next(created))
+                if p.continues:
+                    known[p.continues] = out[-1]   # a second version in the same batch
+        return out, set(new_ids)
+
     def _insert_new(self, conn: Connection, source_id: int, fresh: list[Prepared],
                     decisions: list[list[AlertSpec]], *, now: datetime,
                     result: IngestResult) -> None:
-        story_ids = list(conn.scalars(
-            self._insert(Story).returning(Story.id, sort_by_parameter_order=True),
-            [{"title": p.article.title, "created_at": now} for p in fresh]))
+        story_ids, new_stories = self._stories(conn, source_id, fresh, now)
         rows = [{
             "source_id": source_id, "story_id": sid, "guid": p.article.guid,
             "guid_hash": p.guid_hash, "url": p.url, "url_hash": p.url_hash,
@@ -289,8 +315,9 @@ class Store:
         stmt = self._insert(ArticleRow).on_conflict_do_nothing().returning(
             ArticleRow.id, ArticleRow.content_hash)
         inserted = {c: i for i, c in conn.execute(stmt, rows)}
-        lost = [sid for p, sid in zip(fresh, story_ids, strict=True)
-                if p.content_hash not in inserted]
+        used = {sid for p, sid in zip(fresh, story_ids, strict=True)
+                if p.content_hash in inserted}
+        lost = sorted(new_stories - used)
         if lost:   # another worker stored these first: it raises their alerts
             conn.execute(delete(Story).where(Story.id.in_(lost)))
         result.new = len(inserted)
@@ -368,9 +395,12 @@ class Store:
                 story_sources=story_sources.get(m["story_id"], 1), matches=matches[m["id"]]))
         return out
 
-    def due_deliveries(self, now: datetime, limit: int = 500) -> list[DueDelivery]:
+    def due_deliveries(self, now: datetime, *, channels: Sequence[str],
+                       limit: int = 500) -> list[DueDelivery]:
+        """Pending deliveries of *channels* whose time has come, oldest first."""
         q = (select(Delivery.id, Delivery.alert_id, Delivery.channel, Delivery.attempts)
-             .where(Delivery.status == "pending", Delivery.next_attempt <= now)
+             .where(Delivery.status == "pending", Delivery.next_attempt <= now,
+                    Delivery.channel.in_(list(channels)))
              .order_by(Delivery.next_attempt, Delivery.id).limit(limit))
         with self.engine.connect() as conn:
             return [DueDelivery(*r) for r in conn.execute(q)]

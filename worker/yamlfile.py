@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from worker import redact
 from worker.errors import Problem
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -69,11 +70,12 @@ def _make_loader(path: str, env: Mapping[str, str] | None,
             keys: dict[Any, int] = {}
             self.flatten_mapping(node)
             for key_node, value_node in node.value:
-                key = self.construct_object(key_node, deep=True)
-                if not isinstance(key, str | int | float | bool) and key is not None:
+                if not isinstance(key_node, yaml.ScalarNode):
                     problems.append(Problem(path, key_node.start_mark.line + 1,
                                             "a mapping key must be a plain value"))
                     continue
+                # Keys are names: kept as written, so an entity `no:` is not YAML 1.1's False.
+                key = key_node.value
                 line = key_node.start_mark.line + 1
                 if key in keys:
                     problems.append(Problem(path, line, f"duplicate key {key!r} "
@@ -101,6 +103,7 @@ def _make_loader(path: str, env: Mapping[str, str] | None,
                     problems.append(Problem(path, node.start_mark.line + 1,
                                             f"environment variable {name} is not set"))
                     return ""
+                redact.add_secrets([env[name]])   # what the environment supplies stays unlogged
                 return env[name]
 
             return _VAR.sub(sub, value)

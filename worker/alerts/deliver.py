@@ -9,12 +9,13 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
 from worker.alerts.channels import Channel
 from worker.errors import DeliveryError
-from worker.store import Store
+from worker.store import DueDelivery, Store
 
 log = structlog.get_logger("raqib.deliver")
 
@@ -34,37 +35,48 @@ def retry_delay(attempts: int, rand: Callable[[], float] = random.random) -> tim
 class DeliveryReport:
     sent: int = 0
     failed: int = 0
-    waiting: int = 0
 
 
 class Deliverer:
     def __init__(self, store: Store, channels: dict[str, Channel],
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], batch: int = 500) -> None:
         self.store = store
         self.channels = channels
         self.clock = clock
+        self.batch = batch
 
-    def run(self) -> DeliveryReport:
+    def run(self, *, until_done: bool = False) -> DeliveryReport:
+        """Send due deliveries of the channels this process can send: one batch, or batches
+        until none is due. Deliveries of other channel types wait in the outbox."""
         report = DeliveryReport()
-        due = self.store.due_deliveries(self.clock())
-        payloads = {p["id"]: p for p in
-                    self.store.alert_payloads(ids=sorted({d.alert_id for d in due}))} if due else {}
-        for d in due:
-            channel = self.channels.get(d.channel)
-            if channel is None:
-                report.waiting += 1   # no sender for this channel type yet: kept in the outbox
-                continue
-            try:
-                channel.send(payloads[d.alert_id])
-            except DeliveryError as exc:
-                report.failed += 1
-                attempts = d.attempts + 1
-                retry = None if attempts >= GIVE_UP_AFTER else self.clock() + retry_delay(attempts)
-                self.store.delivery_failed(d.id, str(exc), retry)
-                log.warning("delivery failed", channel=d.channel, alert_id=d.alert_id,
-                            attempts=attempts, error=str(exc), retry_at=retry)
-                continue
-            self.store.delivered(d.id, self.clock())
-            report.sent += 1
-            log.info("alert delivered", channel=d.channel, alert_id=d.alert_id)
+        while True:
+            due = self.store.due_deliveries(self.clock(), channels=sorted(self.channels),
+                                            limit=self.batch)
+            if not due:
+                break
+            ids = sorted({d.alert_id for d in due})
+            payloads = {p["id"]: p for p in self.store.alert_payloads(ids=ids)}
+            for d in due:
+                self._send(d, payloads[d.alert_id], report)
+            if not until_done or len(due) < self.batch:
+                break
         return report
+
+    def _send(self, d: DueDelivery, payload: dict[str, Any], report: DeliveryReport) -> None:
+        """The isolation boundary of one delivery: a failure is recorded on it and logged,
+        never raised into the loop."""
+        try:
+            self.channels[d.channel].send(payload)
+        except Exception as exc:   # DeliveryError, or a channel's bug: the same treatment
+            report.failed += 1
+            attempts = d.attempts + 1
+            error = str(exc) if isinstance(exc, DeliveryError) else \
+                f"deliver: {d.channel}: internal error: {type(exc).__name__}: {exc}"
+            retry = None if attempts >= GIVE_UP_AFTER else self.clock() + retry_delay(attempts)
+            self.store.delivery_failed(d.id, error, retry)
+            log.warning("delivery failed", channel=d.channel, alert_id=d.alert_id,
+                        attempts=attempts, error=error, retry_at=retry)
+            return
+        self.store.delivered(d.id, self.clock())
+        report.sent += 1
+        log.info("alert delivered", channel=d.channel, alert_id=d.alert_id)

@@ -151,16 +151,17 @@ class RuleSet:
 
 
 def explain(view: _View, hits: list[Hit]) -> tuple[Explanation, ...]:
-    seen: set[Hit] = set()
+    """One explanation per term, field and wording, in article order: the same words again
+    further down the body add nothing."""
+    seen: set[tuple[str, int, str]] = set()
     out: list[Explanation] = []
-    for hit in sorted(hits, key=lambda h: (h[0], h[1], h[3])):
-        if hit in seen:
-            continue
-        seen.add(hit)
-        f, first, last, term = hit
+    for f, first, last, term in sorted(hits, key=lambda h: (h[0], h[1], h[3])):
         tokens = view.fields[f]
-        out.append(Explanation(term, FIELDS[f], tokens.source(first, last),
-                               tokens.snippet(first, last)))
+        text = tokens.source(first, last)
+        if (term, f, text) in seen:
+            continue
+        seen.add((term, f, text))
+        out.append(Explanation(term, FIELDS[f], text, tokens.snippet(first, last)))
         if len(out) >= MAX_EXPLANATIONS:
             break
     return tuple(out)
