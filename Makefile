@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= config/raqib.yaml
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run once check test lint typecheck clean
+.PHONY: help install run once check test lint typecheck bench clean
 .DEFAULT_GOAL := help
 
 help: $(STAMP)
@@ -14,6 +14,7 @@ help: $(STAMP)
 	@echo "make test       the whole test suite"
 	@echo "make lint       ruff"
 	@echo "make typecheck  mypy --strict"
+	@echo "make bench      benchmarks (ratios against a baseline in the same run)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,10 +38,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check worker tests migrations
+	$(BIN)/ruff check worker tests bench migrations
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -166,3 +166,18 @@ def test_rules_without_hits_are_not_evaluated(tmp_path: Path) -> None:
                  + "  - id: neg\n    match: {not: word1}\n")
     assert rs.always == [200]
     assert fired(rs, body="word7 and word9") == ["r7", "r9", "neg"]
+
+
+@pytest.mark.parametrize(("term", "text", "hit"), [
+    ("لبنان", "وصل الوفد إلى لبنان", True),
+    ("لبنان", "عاد من بلبنان", True),          # ب + لبنان
+    ("لبنان", "نان و چای", False),              # Persian "bread": shares a key, not a reading
+    ("بغداد", "لبغداد", True),
+    ("تسليم*", "وتسليمها للقوات", True),
+    ("تسليم*", "سليمان", False),
+])
+def test_proclitic_readings_are_checked(tmp_path: Path, term: str, text: str, hit: bool) -> None:
+    """Two Arabic tokens match when some reading of one (the token less optional proclitics)
+    equals some reading of the other, and only then."""
+    rs = ruleset(tmp_path, one(term))
+    assert (fired(rs, body=text) == ["r"]) is hit

@@ -135,17 +135,30 @@ def key_variants(norm: str) -> frozenset[str]:
     return frozenset(_strip(form, stage) for form, _ in _forms(norm) for stage in range(4))
 
 
+@lru_cache(maxsize=65_536)
+def readings(norm: str) -> frozenset[str]:
+    """Every form a normalized token may stand for once its optional proclitics go: two
+    tokens match when they share one. ``وبالقاعده`` reads as itself, بالقاعده, القاعده and
+    قاعده; ``بغداد`` as itself and غداد."""
+    return frozenset(form for form, _ in _forms(norm))
+
+
 @lru_cache(maxsize=262_144)
+def analyse(raw: str) -> tuple[tuple[str, str], ...]:
+    """(normalized form, key) of each token in one raw token. Usually one; NFKC can split a
+    ligature (ﷺ) into several; none for a token made only of marks or tatweel."""
+    return tuple((m.group(), strip_proclitics(m.group()))
+                 for m in WORD_RE.finditer(normalize_text(raw)))
+
+
 def token_keys(raw: str) -> tuple[str, ...]:
-    """Keys of one raw token. Usually one; NFKC can split a ligature (ﷺ) into several; none for
-    a token made only of marks or tatweel."""
-    return tuple(strip_proclitics(m.group()) for m in WORD_RE.finditer(normalize_text(raw)))
+    """Keys of one raw token."""
+    return tuple(key for _, key in analyse(raw))
 
 
-@lru_cache(maxsize=262_144)
 def token_norms(raw: str) -> tuple[str, ...]:
     """Normalized forms of one raw token, before proclitics are stripped."""
-    return tuple(m.group() for m in WORD_RE.finditer(normalize_text(raw)))
+    return tuple(norm for norm, _ in analyse(raw))
 
 
 def norms(text: str) -> list[str]:
@@ -170,6 +183,7 @@ class Tokens:
 
     text: str
     keys: tuple[str, ...]
+    norms: tuple[str, ...]
     spans: tuple[tuple[int, int], ...]
     starts: tuple[int, ...]
     ends: tuple[int, ...]
@@ -199,13 +213,15 @@ class Tokens:
 def tokenize(text: str) -> Tokens:
     """Split *text* into tokens, keeping where each came from."""
     ks: list[str] = []
+    ns: list[str] = []
     spans: list[tuple[int, int]] = []
     for m in WORD_RE.finditer(text):
         span = m.span()
-        for key in token_keys(m.group()):
+        for norm, key in analyse(m.group()):
+            ns.append(norm)
             ks.append(key)
             spans.append(span)
-    return Tokens(text, tuple(ks), tuple(spans), tuple(s for s, _ in spans),
+    return Tokens(text, tuple(ks), tuple(ns), tuple(spans), tuple(s for s, _ in spans),
                   tuple(e for _, e in spans))
 
 

@@ -54,26 +54,43 @@ class CompiledRule:
                                                     self.source_tags.intersection(tags))
 
 
+# Per token of a term: the readings an article token must share with it, or None when the
+# automaton's key comparison already decides (a token with one reading, or not Arabic).
+Verify = tuple[frozenset[str] | None, ...] | None
+
+
 @dataclass
 class Patterns:
-    """Token-key sequences to find, each with an id; shared between terms that are the same."""
+    """What the automaton looks for. A *string* is a sequence of token keys (the automaton's
+    words); a *pattern* is a string plus the readings its Arabic tokens must share with the
+    article's, since one key can stand for tokens with different readings (غداد is the key of
+    both بغداد and غداد). Terms that are the same share patterns."""
 
-    ids: dict[str, int] = field(default_factory=dict)
-    shape: list[tuple[int, bool]] = field(default_factory=list)   # id -> (tokens, exact)
+    strings: dict[str, int] = field(default_factory=dict)
+    string_shape: list[tuple[int, bool]] = field(default_factory=list)   # (tokens, exact)
+    string_patterns: list[list[int]] = field(default_factory=list)
+    ids: dict[tuple[int, Verify], int] = field(default_factory=dict)
+    verify: list[Verify] = field(default_factory=list)                    # pattern id -> Verify
 
-    def add(self, tokens: list[str], prefix: bool) -> int:
+    def add(self, tokens: list[str], prefix: bool, verify: Verify) -> int:
         key = " " + " ".join(tokens) + ("" if prefix else " ")
-        pid = self.ids.get(key)
+        sid = self.strings.get(key)
+        if sid is None:
+            sid = self.strings[key] = len(self.string_shape)
+            self.string_shape.append((len(tokens), not prefix))
+            self.string_patterns.append([])
+        pid = self.ids.get((sid, verify))
         if pid is None:
-            pid = self.ids[key] = len(self.shape)
-            self.shape.append((len(tokens), not prefix))
+            pid = self.ids[sid, verify] = len(self.verify)
+            self.verify.append(verify)
+            self.string_patterns[sid].append(pid)
         return pid
 
     def automaton(self) -> Any:
         auto = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-        for key, pid in self.ids.items():
-            auto.add_word(key, pid)
-        if self.ids:
+        for key, sid in self.strings.items():
+            auto.add_word(key, sid)
+        if self.strings:
             auto.make_automaton()
         return auto
 
@@ -105,7 +122,11 @@ class _Compiler:
         choices = [sorted(textnorm.key_variants(n)) for n in norms]
         if math.prod(len(c) for c in choices) > MAX_VARIANTS:
             choices = [[textnorm.strip_proclitics(n)] for n in norms]
-        return frozenset(self.patterns.add(list(combo), prefix)
+        readings = [textnorm.readings(n) for n in norms]
+        verify: Verify = tuple(r if len(r) > 1 else None for r in readings)
+        if verify is not None and all(v is None for v in verify):
+            verify = None
+        return frozenset(self.patterns.add(list(combo), prefix, verify)
                          for combo in itertools.product(*choices))
 
     def entity(self, eid: str, doc: Document, loc: tuple[Any, ...]) -> frozenset[int] | None:

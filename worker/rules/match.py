@@ -102,7 +102,9 @@ class RuleSet:
 
     def __init__(self, rules: list[CompiledRule], patterns: Patterns) -> None:
         self.rules = rules
-        self.shape = patterns.shape
+        self.string_shape = patterns.string_shape
+        self.string_patterns = patterns.string_patterns
+        self.verify = patterns.verify
         self.automaton = patterns.automaton()
         self.by_pattern: dict[int, list[int]] = defaultdict(list)
         self.always: list[int] = []     # rules that may hold without any pattern hit
@@ -119,14 +121,18 @@ class RuleSet:
 
     def _scan(self, view: _View) -> dict[int, list[tuple[int, int, int]]]:
         hits: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-        if not self.shape:
+        if not self.string_shape:
             return hits
         starts = view.starts
-        for end, pid in self.automaton.iter(view.joined):
-            ntokens, exact = self.shape[pid]
+        for end, sid in self.automaton.iter(view.joined):
+            ntokens, exact = self.string_shape[sid]
             last = bisect_right(starts, end - 1 if exact else end) - 1
             f, local_last = view.locate(last)
-            hits[pid].append((f, local_last - ntokens + 1, local_last))
+            first = local_last - ntokens + 1
+            for pid in self.string_patterns[sid]:
+                verify = self.verify[pid]
+                if verify is None or _agrees(view.fields[f].norms, first, verify, exact):
+                    hits[pid].append((f, first, local_last))
         return hits
 
     def match(self, article: Article, only: Iterable[str] | None = None) -> list[RuleMatch]:
@@ -148,6 +154,22 @@ class RuleSet:
             if result is not None:
                 out.append(RuleMatch(cr, explain(view, result)))
         return out
+
+
+def _agrees(norms: tuple[str, ...], first: int, verify: tuple[frozenset[str] | None, ...],
+            exact: bool) -> bool:
+    """Whether the article's tokens from *first* on share a reading with the term's."""
+    last = len(verify) - 1
+    for i, wanted in enumerate(verify):
+        if wanted is None:
+            continue
+        found = textnorm.readings(norms[first + i])
+        if i == last and not exact:   # a prefix term: some reading starts with one of the term's
+            if not any(f.startswith(w) for f in found for w in wanted):
+                return False
+        elif found.isdisjoint(wanted):
+            return False
+    return True
 
 
 def explain(view: _View, hits: list[Hit]) -> tuple[Explanation, ...]:
