@@ -24,8 +24,7 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
-from bisect import bisect_right
-from dataclasses import dataclass
+from bisect import bisect_left
 from functools import lru_cache
 
 
@@ -177,52 +176,75 @@ def keys(text: str) -> list[str]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
 class Tokens:
-    """The tokens of one text: keys in order and each token's span in the original text."""
+    """The tokens of one text: their keys in order (what matching needs, computed at once) and,
+    on demand, their normalized forms and spans in the original text (what explanations and
+    reading checks need, for the few articles that match)."""
 
-    text: str
-    keys: tuple[str, ...]
-    norms: tuple[str, ...]
-    spans: tuple[tuple[int, int], ...]
-    starts: tuple[int, ...]
-    ends: tuple[int, ...]
+    __slots__ = ("_analysed", "_detail", "_simple", "keys", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._analysed = analysed = [analyse(raw) for raw in WORD_RE.findall(text)]
+        self._simple = all(len(a) == 1 for a in analysed)   # one token per word, as usual
+        if self._simple:
+            self.keys = tuple(a[0][1] for a in analysed)
+        else:
+            self.keys = tuple(key for a in analysed for _, key in a)
+        self._detail: tuple[tuple[str, ...], tuple[tuple[int, int], ...]] | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
 
+    def _details(self) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
+        if self._detail is None:
+            words = [m.span() for m in WORD_RE.finditer(self.text)]
+            if self._simple:
+                self._detail = (tuple(a[0][0] for a in self._analysed), tuple(words))
+            else:   # a word that gave several tokens (or none) repeats (or drops) its span
+                pairs = [(norm, span) for a, span in zip(self._analysed, words, strict=True)
+                         for norm, _ in a]
+                self._detail = (tuple(n for n, _ in pairs), tuple(s for _, s in pairs))
+        return self._detail
+
+    @property
+    def norms(self) -> tuple[str, ...]:
+        return self._details()[0]
+
+    @property
+    def spans(self) -> tuple[tuple[int, int], ...]:
+        return self._details()[1]
+
+    @property
+    def starts(self) -> list[int]:
+        return [s for s, _ in self.spans]
+
     def source(self, first: int, last: int) -> str:
         """The original text of tokens first..last (inclusive)."""
-        return self.text[self.spans[first][0] : self.spans[last][1]]
+        spans = self.spans
+        return self.text[spans[first][0] : spans[last][1]]
 
     def snippet(self, first: int, last: int, width: int = 60) -> str:
         """Original text around tokens first..last, cut at word boundaries, with ellipses."""
-        start, end = self.spans[first][0], self.spans[last][1]
+        spans = self.spans
+        start, end = spans[first][0], spans[last][1]
         lo = max(0, start - width)
         hi = min(len(self.text), end + width)
-        if lo > 0:
-            i = bisect_right(self.starts, lo)
-            lo = self.starts[i] if i < len(self.starts) and self.starts[i] <= start else lo
-        if hi < len(self.text):
-            j = bisect_right(self.ends, hi) - 1
-            hi = self.ends[j] if j >= 0 and self.ends[j] >= end else hi
+        if lo > 0:   # begin at the first token starting inside the window
+            i = bisect_left(spans, (lo, -1))
+            lo = spans[i][0] if i < len(spans) and spans[i][0] <= start else lo
+        if hi < len(self.text):   # end at the last token ending inside it
+            j = first
+            while j + 1 < len(spans) and spans[j + 1][1] <= hi:
+                j += 1
+            hi = max(spans[j][1], end)
         body = " ".join(self.text[lo:hi].split())
         return f"{'… ' if lo > 0 else ''}{body}{' …' if hi < len(self.text) else ''}"
 
 
 def tokenize(text: str) -> Tokens:
     """Split *text* into tokens, keeping where each came from."""
-    ks: list[str] = []
-    ns: list[str] = []
-    spans: list[tuple[int, int]] = []
-    for m in WORD_RE.finditer(text):
-        span = m.span()
-        for norm, key in analyse(m.group()):
-            ns.append(norm)
-            ks.append(key)
-            spans.append(span)
-    return Tokens(text, tuple(ks), tuple(ns), tuple(spans), tuple(s for s, _ in spans),
-                  tuple(e for _, e in spans))
+    return Tokens(text)
 
 
 @lru_cache(maxsize=65_536)

@@ -49,8 +49,9 @@ class Term(Expr):
 
     def eval(self, scope: Scope) -> Result:
         out: list[Hit] = []
-        for pid in self.patterns:
-            for f, first, last in scope.hits.get(pid, ()):
+        hits = scope.hits
+        for pid in self.patterns.intersection(hits) if len(self.patterns) > 4 else self.patterns:
+            for f, first, last in hits.get(pid, ()):
                 if f in scope.fields:
                     out.append((f, first, last, self.text))
         return out or None

@@ -7,6 +7,7 @@ from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import accumulate
 
 from worker import textnorm
 from worker.config import FIELDS
@@ -34,23 +35,13 @@ class _View:
 
     def __init__(self, article: Article) -> None:
         self.fields = [textnorm.tokenize(article.field_text(name)) for name in FIELDS]
-        parts: list[str] = []
-        starts: list[int] = []    # position of each token in `joined`, all fields in order
-        self.offsets: list[int] = []   # global index of each field's first token
-        pos = 0
-        for tokens in self.fields:
-            self.offsets.append(len(starts))
-            parts.append(" ")
-            pos += 1
-            for key in tokens.keys:
-                starts.append(pos)
-                parts.append(key)
-                parts.append(" ")
-                pos += len(key) + 1
-            parts.append("\n")   # no pattern holds a newline: phrases never cross fields
-            pos += 1
-        self.joined = "".join(parts)
-        self.starts = starts
+        # " k1 k2 … \n k1 … \n": no pattern holds a newline, so phrases never cross fields.
+        keys = [k for tokens in self.fields for k in (*tokens.keys, "\n")]
+        self.joined = " " + " ".join(keys) + " "
+        # Where each key starts in `joined` (the field separators included, then dropped).
+        positions = list(accumulate((len(k) + 1 for k in keys), initial=1))
+        self.starts = [p for p, k in zip(positions, keys, strict=False) if k != "\n"]
+        self.offsets = list(accumulate((len(t) for t in self.fields[:-1]), initial=0))
         self._norm: dict[int, tuple[str, list[tuple[int, int]]]] = {}
 
     def locate(self, global_index: int) -> tuple[int, int]:
