@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import DATA
 from worker import language
 from worker.config import load_rules
 from worker.items import Article
 from worker.rules import RuleSet, compile_rules
+
+from conftest import DATA
 
 CORPUS = [
     # (id, source, tags, title, summary, body, expected rules)
