@@ -61,6 +61,13 @@ def load_replayed(main: config.MainConfig, paths: list[str]) -> Any:
     return ruleset
 
 
+def _bar(done: int, total: int, width: int = 30) -> None:
+    share = done / total if total else 1.0
+    filled = int(share * width)
+    print(f"\rbacktest [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} articles "
+          f"({share:.0%})", end="", file=sys.stderr, flush=True)
+
+
 def backtest(main: config.MainConfig, store: Store, paths: list[str], *,
              since: datetime | None = None, progress: bool = False) -> list[RuleResult]:
     ruleset = load_replayed(main, paths)
@@ -69,6 +76,7 @@ def backtest(main: config.MainConfig, store: Store, paths: list[str], *,
     results = {cr.rule.id: RuleResult(cr.rule.id, cr.rule.display_title, cr.rule.severity)
                for cr in ruleset.rules}
     seen: set[tuple[str, int]] = set()
+    total = store.count_articles(since) if progress else 0
     for n, (article_id, story_id, article) in enumerate(store.iter_articles(since), 1):
         article.tags = tags.get(article.source, ())
         for m in ruleset.match(article):
@@ -79,8 +87,8 @@ def backtest(main: config.MainConfig, store: Store, paths: list[str], *,
             results[m.rule_id].hits.append(Hit(article_id, story_id, article.source,
                                                article.title, article.url, article.published,
                                                m.explanations))
-        if progress and n % 500 == 0:
-            print(f"\rbacktest: {n} articles", end="", file=sys.stderr, flush=True)
+        if progress and (n % 500 == 0 or n == total):
+            _bar(n, total)
     if progress:
-        print("\r", end="", file=sys.stderr)
+        print(file=sys.stderr)
     return list(results.values())

@@ -467,6 +467,13 @@ class Store:
                                           language=lang)
             last = rows[-1][0]
 
+    def count_articles(self, since: datetime | None = None) -> int:
+        q = select(func.count()).select_from(ArticleRow)
+        if since is not None:
+            q = q.where(ArticleRow.fetched_at >= since)
+        with self.engine.connect() as conn:
+            return int(conn.scalar(q) or 0)
+
     def count(self, model: Any) -> int:
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(model)) or 0)
