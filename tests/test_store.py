@@ -146,7 +146,7 @@ def test_record_poll_health(db_url: str, clock: Clock) -> None:
     s = store.source_state(sid)
     assert (s.failures, s.last_error, s.last_success, s.next_poll) == (2, "fetch: HTTP 500",
                                                                        None, later)
-    store.record_poll(sid, now=clock(), error=None, next_poll=later, etag='"v1"')
+    store.record_poll(sid, now=clock(), error=None, next_poll=later, validators=('"v1"', None))
     s = store.source_state(sid)
     assert (s.failures, s.last_error, s.last_success, s.etag) == (0, None, clock(), '"v1"')
     store.close()

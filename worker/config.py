@@ -182,6 +182,13 @@ class Http(Model):
     listen: str = "127.0.0.1:8780"
 
 
+class Fetching(Model):
+    """How many requests run at once: in all, and to any one host."""
+
+    concurrency: int = Field(default=16, ge=1, le=256)
+    per_host: int = Field(default=2, ge=1, le=64)
+
+
 class MainConfig(Model):
     database: Annotated[str, AfterValidator(check_database)] = DEFAULT_DATABASE
     seeds: list[str] = []
@@ -190,6 +197,7 @@ class MainConfig(Model):
     channels: dict[Name, Channel] = {}
     defaults: Defaults = Defaults()
     http: Http = Http()
+    fetch: Fetching = Fetching()
     retention: Duration | None = None
 
 
@@ -261,7 +269,7 @@ def _known_keys(loc: tuple[Any, ...]) -> set[str]:
     """Every key name of the models, for did-you-mean hints."""
     keys: set[str] = set()
     for model in (MainConfig, Source, EmailChannel, WebhookChannel, FileChannel, Defaults, Http,
-                  RulesFile, Rule, Entity, When):
+                  Fetching, RulesFile, Rule, Entity, When):
         keys.update(f.alias or name for name, f in model.model_fields.items())
     return keys
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 class RaqibError(Exception):
@@ -31,7 +32,12 @@ class ConfigError(RaqibError):
 
 
 class FetchError(RaqibError):
-    """A source could not be read (network, HTTP status, file system)."""
+    """A source could not be read (network, HTTP status, file system). ``retry_after`` is how
+    long the server asked us to wait (429 and 503 with Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ParseError(RaqibError):

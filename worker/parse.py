@@ -104,6 +104,15 @@ def parse_feed(data: bytes, *, source: str, headers: Mapping[str, str] | None = 
     return out
 
 
+def main_text(page: bytes, url: str) -> str | None:
+    """The main text of an article's web page (trafilatura), or None when it finds none."""
+    import trafilatura  # noqa: PLC0415 (loaded only by sources with full_text: true)
+
+    text = trafilatura.extract(page, url=url, favor_precision=True, include_comments=False,
+                               include_tables=False)
+    return clean_space(text) if text else None
+
+
 def parse_seed(path: Path, data: bytes, *, source: str, tags: tuple[str, ...] = (),
                guid: str | None = None) -> Article | None:
     """A seed document (title line, lede line, a line '-', then the body; the first body line

@@ -6,7 +6,9 @@ delivery: it is recorded and logged, and the others go on."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import structlog
 
-from worker import config, dedupe, language, parse, redact, seeds
+from worker import config, dedupe, language, parse, redact, schedule, seeds
 from worker.alerts.channels import build_channels
 from worker.alerts.deliver import Deliverer, DeliveryReport
 from worker.errors import FetchError, ParseError
@@ -31,11 +33,12 @@ def utcnow() -> datetime:
 
 @dataclass
 class Polled:
-    """The outcome of polling one source: what was stored, and the error if it failed (a seed
-    folder with one bad file has both)."""
+    """The outcome of polling one source: what was stored, the error if it failed (a seed
+    folder with one bad file has both), and when to poll it next (feeds)."""
 
     result: IngestResult
     error: str | None = None
+    next_poll: datetime | None = None
 
 
 @dataclass
@@ -55,11 +58,14 @@ class PassReport:
 
 class Pipeline:
     def __init__(self, cfg: config.Config, store: Store, *, fetcher: Fetcher | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 rand: Callable[[], float] = random.random) -> None:
         self.cfg = cfg
         self.store = store
-        self.fetcher = fetcher or Fetcher()
+        self.fetcher = fetcher or Fetcher(concurrency=cfg.main.fetch.concurrency,
+                                          per_host=cfg.main.fetch.per_host)
         self.clock = clock
+        self.rand = rand
         channels, waiting = build_channels(cfg.main.channels)
         for name in waiting:
             log.warning("channel type not delivered by this version; its alerts wait in the "
@@ -124,32 +130,60 @@ class Pipeline:
         except Exception as exc:   # a bug or a database failure: contain it to this source
             error = f"internal error: {type(exc).__name__}: {exc}"
             log.exception("source failed", source=name, error=error)
+            nxt = schedule.next_poll(started, interval, 1, rand=self.rand) if interval else None
             try:
-                self.store.record_poll(sid, now=started, error=error,
-                                       next_poll=started + interval if interval else None)
+                self.store.record_poll(sid, now=started, error=error, next_poll=nxt)
             except Exception:
                 log.exception("cannot record the failure", source=name)
-            return Polled(IngestResult(), error)
+            return Polled(IngestResult(), error, nxt)
 
     def _poll_feed(self, src: config.Source, sid: int, started: datetime) -> Polled:
         state = self.store.source_state(sid)
         try:
             fetched = self.fetcher.fetch(src, etag=state.etag, last_modified=state.last_modified)
             if fetched.not_modified:
-                result = IngestResult()
+                result = IngestResult()   # a 304 costs no parse
             else:
                 articles = parse.parse_feed(fetched.body or b"", source=src.name,
                                             headers=fetched.headers, tags=tuple(src.tags))
-                result = self._store(src.name, [dedupe.prepare(a) for a in articles])
+                prepared = [dedupe.prepare(a) for a in articles]
+                if src.full_text:
+                    self._fill_full_text(src, sid, prepared)
+                result = self._store(src.name, prepared)
         except (FetchError, ParseError) as exc:
-            self.store.record_poll(sid, now=started, error=str(exc),
-                                   next_poll=started + src.interval)
+            failures = state.failures + 1
+            retry = exc.retry_after if isinstance(exc, FetchError) else None
+            nxt = schedule.next_poll(started, src.interval, failures, retry, self.rand)
+            self.store.record_poll(sid, now=started, error=str(exc), next_poll=nxt)
             log.warning("source failed", source=src.name, url=redact.url(src.url),
-                        error=str(exc), failures=state.failures + 1)
-            return Polled(IngestResult(), str(exc))
-        self.store.record_poll(sid, now=started, error=None, next_poll=started + src.interval,
-                               etag=fetched.etag, last_modified=fetched.last_modified)
-        return Polled(result)
+                        error=str(exc), failures=failures, next_poll=nxt)
+            return Polled(IngestResult(), str(exc), nxt)
+        if fetched.moved_to and fetched.moved_to != state.moved_to:
+            log.warning("feed moved permanently; consider updating its url", source=src.name,
+                        url=redact.url(src.url), moved_to=redact.url(fetched.moved_to))
+        nxt = schedule.next_poll(started, src.interval, 0, rand=self.rand)
+        self.store.record_poll(
+            sid, now=started, error=None, next_poll=nxt, moved_to=fetched.moved_to,
+            validators=None if fetched.not_modified else (fetched.etag, fetched.last_modified))
+        return Polled(result, None, nxt)
+
+    def _fill_full_text(self, src: config.Source, sid: int, prepared: list[Prepared]) -> None:
+        """Fetch the page of each new article and take its main text as the body. A page that
+        fails keeps the feed's text; it never fails the source."""
+        for p in self.store.unknown(sid, prepared):
+            if not p.article.url:
+                continue
+            try:
+                page = self.fetcher.fetch_page(p.article.url, timeout=src.timeout.total_seconds(),
+                                               max_bytes=src.max_bytes,
+                                               allow_private=src.allow_private)
+                text = parse.main_text(page.body or b"", page.url)
+            except FetchError as exc:
+                log.warning("full text not fetched", source=src.name,
+                            url=redact.url(p.article.url), error=str(exc))
+                continue
+            if text:
+                p.article.body = text
 
     def _poll_folder(self, folder: str, sid: int, started: datetime) -> Polled:
         name = config.seed_source_name(folder)
@@ -189,8 +223,11 @@ class Pipeline:
             (s.name, partial(self.poll_source, s)) for s in self.cfg.main.sources]
         work += [(config.seed_source_name(f), partial(self.poll_seeds, f))
                  for f in self.cfg.main.seeds]
-        for name, job in work:
-            polled = job()
+        # Sources are polled side by side, within the fetcher's global and per-host limits.
+        with ThreadPoolExecutor(self.cfg.main.fetch.concurrency,
+                                thread_name_prefix="poll") as pool:
+            outcomes = list(pool.map(lambda item: item[1](), work))
+        for (name, _), polled in zip(work, outcomes, strict=True):
             if polled.error is not None:
                 report.failed_sources.append(name)
             result = polled.result

@@ -77,6 +77,7 @@ class Source(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     next_poll: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    moved_to: Mapped[str | None] = mapped_column(Text)   # a permanent redirect's target
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -191,13 +191,17 @@ class Store:
             return [Source(**r._mapping) for r in rows]
 
     def record_poll(self, source_id: int, *, now: datetime, error: str | None,
-                    next_poll: datetime | None, etag: str | None = None,
-                    last_modified: str | None = None) -> None:
+                    next_poll: datetime | None,
+                    validators: tuple[str | None, str | None] | None = None,
+                    moved_to: str | None = None) -> None:
+        """Record a poll. *validators* (ETag, Last-Modified) replace the stored ones when
+        given; *moved_to* notes a permanent redirect."""
         values: dict[str, Any] = {"last_poll": now, "next_poll": next_poll}
         if error is None:
-            values |= {"last_success": now, "last_error": None, "failures": 0}
-            if etag is not None or last_modified is not None:
-                values |= {"etag": etag, "last_modified": last_modified}
+            values |= {"last_success": now, "last_error": None, "failures": 0,
+                       "moved_to": moved_to}
+            if validators is not None:
+                values |= {"etag": validators[0], "last_modified": validators[1]}
         else:
             values |= {"last_error": error, "failures": Source.failures + 1}
         with self.begin() as conn:
@@ -220,6 +224,13 @@ class Store:
                                                     set_=values))
 
     # -- ingest -------------------------------------------------------------------------------
+
+    def unknown(self, source_id: int, batch: list[Prepared]) -> list[Prepared]:
+        """The articles of *batch* not stored yet (a read-only look, for work such as fetching
+        full text that must not happen inside the ingest transaction)."""
+        with self.engine.connect() as conn:
+            known = self._known(conn, source_id, batch)
+        return [p for p in batch if not any(k in known for k in self._keys(p))]
 
     def _known(self, conn: Connection, source_id: int, batch: list[Prepared]) -> set[str]:
         """Dedupe keys in *batch* already stored, as 'g:…', 'u:…' and 'c:…' strings."""
