@@ -55,7 +55,7 @@ def test_listings_as_json(project: Path) -> None:
     assert alerts == alert_lines(project)[::-1]    # newest first, the same payloads
     [source] = json.loads(raqib("sources", "--json").stdout)
     assert set(source) == {"name", "url", "last_poll", "last_success", "last_error", "failures",
-                           "next_poll"}
+                           "next_poll", "moved_to"}
     assert source["failures"] == 0 and source["last_poll"].endswith("Z")
     assert json.loads(raqib("articles", "--json", "--source", "nope").stdout) == []
     assert "TITLE" in raqib("articles", "--limit", "1").stdout

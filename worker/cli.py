@@ -173,13 +173,15 @@ def cmd_sources(args: argparse.Namespace) -> int:
     def fetch(store: Store) -> list[dict[str, Any]]:
         return [{"name": s.name, "url": redact.url(s.url), "last_poll": iso(s.last_poll),
                  "last_success": iso(s.last_success), "last_error": s.last_error,
-                 "failures": s.failures, "next_poll": iso(s.next_poll)}
+                 "failures": s.failures, "next_poll": iso(s.next_poll),
+                 "moved_to": redact.url(s.moved_to) if s.moved_to else None}
                 for s in store.sources() if s.name in configured]
 
     return _listing(args, fetch, [("name", "NAME", 24), ("last_poll", "LAST POLL", 20),
                                   ("last_success", "LAST SUCCESS", 20),
                                   ("failures", "FAILURES", 8), ("next_poll", "NEXT POLL", 20),
-                                  ("last_error", "LAST ERROR", 60)], settings)
+                                  ("last_error", "LAST ERROR", 60),
+                                  ("moved_to", "MOVED TO", 50)], settings)
 
 
 def cmd_articles(args: argparse.Namespace) -> int:

@@ -19,21 +19,25 @@ import structlog
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from worker import config
 from worker.pipeline import Pipeline, Polled
 
 log = structlog.get_logger("raqib.daemon")
 
 SEED_INTERVAL = timedelta(minutes=1)
 DELIVERY_INTERVAL = timedelta(seconds=5)
-WORKERS = 4
+EXTRA_WORKERS = 4
 
 
 class Daemon:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
         self.stopping = threading.Event()
+        # One thread per concurrent fetch, and a few for seeds and deliveries: a slow source
+        # holds its own thread, never the others'.
+        workers = pipeline.cfg.main.fetch.concurrency + EXTRA_WORKERS
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(WORKERS)},
+            executors={"default": ThreadPoolExecutor(workers)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
             timezone="UTC",
         )
@@ -41,10 +45,13 @@ class Daemon:
     def _schedule(self) -> None:
         now = self.pipeline.clock()
         cfg = self.pipeline.cfg.main
+        due = {s.name: s.next_poll for s in self.pipeline.store.sources()}
         for src in cfg.sources:
+            # A source in backoff (or told to Retry-After) stays so across restarts.
+            first = max(now, due.get(src.name) or now)
             self.scheduler.add_job(self._poll, "interval",
                                    args=[f"source {src.name}", self.pipeline.poll_source, src],
-                                   id=f"source:{src.name}", next_run_time=now,
+                                   id=f"source:{src.name}", next_run_time=first,
                                    seconds=src.interval.total_seconds())
         for folder in cfg.seeds:
             self.scheduler.add_job(self._poll, "interval",
@@ -56,7 +63,8 @@ class Daemon:
 
     def _poll(self, what: str, poll: Callable[[Any], Polled], target: Any) -> None:
         """One source's poll: the isolation boundary where an unexpected error is logged, never
-        raised into the scheduler; the job runs again at its next time. New alerts wake the
+        raised into the scheduler; the job runs again at its next time, which is the poll's
+        own next_poll (interval with jitter, backoff, Retry-After). New alerts wake the
         delivery job instead of waiting for its next round."""
         if self.stopping.is_set():
             return
@@ -65,7 +73,11 @@ class Daemon:
         except Exception:
             log.exception("job failed", job=what)
             return
-        if polled.result.alerts and not self.stopping.is_set():
+        if self.stopping.is_set():
+            return
+        if polled.next_poll is not None and isinstance(target, config.Source):
+            self.scheduler.modify_job(f"source:{target.name}", next_run_time=polled.next_poll)
+        if polled.result.alerts:
             self.scheduler.modify_job("delivery", next_run_time=self.pipeline.clock())
 
     def _deliver(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from worker.htmltext import MARKUP, html_to_text
+
 
 @dataclass(slots=True)
 class Article:
@@ -23,7 +25,11 @@ class Article:
     extra: dict[str, str] = field(default_factory=dict)
 
     def field_text(self, name: str) -> str:
+        """The text of a field as matching reads it: a title that holds markup (an HTML title,
+        stored as the feed had it) is read as its text."""
         text: str = getattr(self, name)
+        if name == "title" and MARKUP.search(text):
+            return html_to_text(text)
         return text
 
 

@@ -1,13 +1,13 @@
 """Parsing: feed bytes (feedparser) and seed documents into Articles.
 
-feedparser is called with sanitizing and relative-URI resolution off: raqib extracts plain text
-anyway and every channel escapes what it shows, so the work would be thrown away.
+feedparser is called as it is by default, so a title is stored exactly as feedparser reads it
+(a title may hold markup when its feed says it is HTML; matching reads its text). Summaries and
+bodies are stored as plain text.
 """
 
 from __future__ import annotations
 
 import calendar
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,35 +17,13 @@ import feedparser
 from bs4 import BeautifulSoup
 
 from worker.errors import ParseError
+from worker.htmltext import clean_space, html_to_text, strip_control
 from worker.items import Article
 
-_SPACE = re.compile(r"[ \t\r\f\v\u00a0]+")
-_BLANKS = re.compile(r"\n\s*\n+")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
-_MARKUP = re.compile(r"<[a-zA-Z!/?]|&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z]+);")
 # What feedparser flags about a document it read anyway: no reason to call a feed broken.
 BENIGN = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 HTML_TYPES = {"text/html", "application/xhtml+xml", "html", "xhtml"}
 SEED_SUFFIXES = {".txt", ".text", ".md", ".markdown", ".html", ".htm"}
-TITLE_FROM_TEXT = 120
-
-
-def clean_space(text: str) -> str:
-    """Fold runs of spaces, keep paragraph breaks, drop control characters (a NUL from a
-    broken feed would be refused by PostgreSQL)."""
-    text = _CONTROL.sub("", text)
-    lines = (_SPACE.sub(" ", line).strip() for line in text.split("\n"))
-    return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
-
-
-def html_to_text(html: str) -> str:
-    """Plain text of an HTML fragment or page; text without markup passes through."""
-    if not _MARKUP.search(html):
-        return clean_space(html)
-    soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template"]):
-        tag.decompose()
-    return clean_space(soup.get_text(" "))
 
 
 def _text(value: str, detail: Mapping[str, Any] | None) -> str:
@@ -74,8 +52,7 @@ def parse_feed(data: bytes, *, source: str, headers: Mapping[str, str] | None = 
                tags: tuple[str, ...] = ()) -> list[Article]:
     """Articles of a feed document. Raises ParseError when the bytes hold no feed at all; a feed
     with minor errors (feedparser's "bozo") still gives what it could read."""
-    parsed = feedparser.parse(data, response_headers=dict(headers or {}),
-                              sanitize_html=False, resolve_relative_uris=False)
+    parsed = feedparser.parse(data, response_headers=dict(headers or {}))
     if not parsed.entries:
         problem = parsed.get("bozo_exception")
         if not parsed.get("version") or (parsed.bozo and not isinstance(problem, BENIGN)):
@@ -84,7 +61,7 @@ def parse_feed(data: bytes, *, source: str, headers: Mapping[str, str] | None = 
     feed_lang = parsed.feed.get("language") or (headers or {}).get("content-language")
     out = []
     for entry in parsed.entries:
-        title = _text(entry.get("title", ""), entry.get("title_detail"))
+        title = strip_control(entry.get("title", ""))   # as feedparser reads it
         summary = _text(entry.get("summary", ""), entry.get("summary_detail"))
         body = ""
         for content in entry.get("content", []):
@@ -93,8 +70,6 @@ def parse_feed(data: bytes, *, source: str, headers: Mapping[str, str] | None = 
                 break
         if body == summary:
             summary = ""   # many feeds repeat the body as the summary
-        if not title:
-            title = (summary or body)[:TITLE_FROM_TEXT].split("\n")[0] or "(untitled)"
         out.append(Article(
             source=source, title=title, summary=summary, body=body,
             url=_web_url(entry.get("link")), guid=entry.get("id") or None,
