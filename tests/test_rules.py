@@ -181,3 +181,38 @@ def test_proclitic_readings_are_checked(tmp_path: Path, term: str, text: str, hi
     equals some reading of the other, and only then."""
     rs = ruleset(tmp_path, one(term))
     assert (fired(rs, body=text) == ["r"]) is hit
+
+
+@pytest.mark.parametrize(("term", "text", "hit"), [
+    ("بر*", "جلسة البرلمان اليوم", True),                   # برلمان: its key drops the ب
+    ("بر*", "ولد", False),
+    ("بغد*", "غدا", False),                                  # a prefix is not a word: no proclitics
+    ("بغد*", "ببغداد", True),
+    ("عين الأ*", "زار عين الأسد", True),
+    ("عين ال*", "زار عين الأسد", True),                     # the prefix may be all article
+    ("للالتزام", "تزام", False),                             # لل took the article already
+    ("للالتزام", "الالتزام", True),
+    ("Ayn al-Asad", "ʿAyn al-Asad", True),                   # transliteration marks
+    ("وزير الخارجية البريطاني في بغداد والبصرة لبحث الملف الأمني",
+     "قال إن وزير الخارجية البريطاني في ببغداد والبصرة لبحث الملف الأمني", True),
+    ("re:erbil, iraq", "Erbil, Iraq", True),                 # spaces beside punctuation stay
+    ("re:\\berbil\\b", "Erbil \u200f Kirkuk", True),         # an invisible mark between words
+    ("re:\\?$", "Will they withdraw?", True),                # after the last word
+    ("re:^erbil", "  Erbil is calm", True),
+])
+def test_review_cases(tmp_path: Path, term: str, text: str, hit: bool) -> None:
+    rs = ruleset(tmp_path, one(term))
+    assert (fired(rs, title=text) == ["r"]) is hit
+
+
+def test_an_all_proclitic_prefix_alone_is_refused(tmp_path: Path) -> None:
+    write(tmp_path / "r.yaml", "rules:\n  - id: r\n    match: 'ال*'\n")
+    loaded, _ = load_rules([str(tmp_path / "r.yaml")])
+    _, problems = compile_rules(loaded)
+    assert [p.line for p in problems] == [3]
+    assert "could be all proclitic" in problems[0].message
+
+
+def test_kurdish_covers_its_variants(tmp_path: Path) -> None:
+    rs = ruleset(tmp_path, "  - id: r\n    match: '@erbil'\n    languages: [ku]\n")
+    assert fired(rs, body="هولير", language="ckb") == ["r"]

@@ -59,6 +59,8 @@ _ARABIC_LETTERS = {
     "\u06be": "\u0647",  # ھ heh doachashmee -> ه
     "\u06c1": "\u0647",  # ہ heh goal -> ه
     "\u0640": None,      # tatweel
+    # The ayn and hamza marks of transliterations (ʿAyn, ʾIrbil, Hawaiʻi) are no letters.
+    "\u02bb": None, "\u02bc": None, "\u02be": None, "\u02bf": None,
 }
 _DIGITS = {0x0660 + i: str(i) for i in range(10)} | {0x06F0 + i: str(i) for i in range(10)}
 TRANSLATE = str.maketrans({**{ord(k): v for k, v in _ARABIC_LETTERS.items()}, **_DIGITS})
@@ -77,6 +79,11 @@ def normalize_text(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     text = unicodedata.normalize("NFD", text).translate(MARKS)
     return text.translate(TRANSLATE)
+
+
+def is_arabic(word: str) -> bool:
+    """Whether *word* is written in Arabic script (by its first letter)."""
+    return bool(word) and _is_arabic(word[0])
 
 
 def _is_arabic(ch: str) -> bool:
@@ -112,9 +119,24 @@ def _forms(token: str) -> list[tuple[str, int]]:
     for stage in (1, 2, 3):
         nxt = _strip(token, stage - 1) if stage == 3 else _strip_one(token, stage - 1)
         if nxt != token:
+            if stage == 2 and token.startswith("لل") and len(nxt) == len(token) - 2:
+                forms.append((nxt, 3))   # لل took the article with it: nothing more to lose
+                return forms
             token = nxt
             forms.append((token, stage))
     return forms
+
+
+def prefix_keys(norm: str) -> frozenset[str]:
+    """The key beginnings a prefix term's last token may be found under. The article's word is
+    longer than the prefix, so its proclitics are stripped under the length check of the whole
+    word: strip the prefix as if it went on (``بر*`` is found under ر, as in برلمان → رلمان).
+    Hits are then checked against the word's readings."""
+    out = {norm}
+    if norm and _is_arabic(norm[0]):
+        for stage in (0, 1, 2):
+            out.add(_strip(norm + "\uffff\uffff\uffff", stage).rstrip("\uffff"))
+    return frozenset(out)
 
 
 def _strip_one(token: str, stage: int) -> str:
@@ -247,7 +269,10 @@ def tokenize(text: str) -> Tokens:
     return Tokens(text)
 
 
+_WHITE = re.compile(r"\s+")
+
+
 @lru_cache(maxsize=65_536)
 def normalize_piece(text: str) -> str:
     """normalize_text with white space folded to single spaces; cached for repeated pieces."""
-    return " ".join(normalize_text(text).split()) if text.strip() else (" " if text else "")
+    return _WHITE.sub(" ", normalize_text(text))

@@ -7,7 +7,6 @@ expression) are reported as ``FILE:LINE`` problems; every problem in every file 
 from __future__ import annotations
 
 import itertools
-import math
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -26,6 +25,8 @@ if TYPE_CHECKING:
     from worker.rules.match import RuleSet
 
 DEFAULT_WITHIN = 10
+# A rule's `languages: [ku]` means Kurdish in any of its written forms.
+LANGUAGE_FAMILIES = {"ku": ("ku", "ckb", "kmr", "sdh")}
 MAX_VARIANTS = 256   # readings of one phrase; past it, only the plain keys
 EXPR_KEYS = ("any", "all", "none", "not", "near", "within", "at_least", "of", "field", "match")
 FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
@@ -54,35 +55,71 @@ class CompiledRule:
                                                     self.source_tags.intersection(tags))
 
 
-# Per token of a term: the readings an article token must share with it, or None when the
-# automaton's key comparison already decides (a token with one reading, or not Arabic).
-Verify = tuple[frozenset[str] | None, ...] | None
+# Per token of a phrase: the readings the article's token must share with it (for a prefix
+# token: one of its readings must start with it), or None where the automaton's key comparison
+# already decides.
+Verify = tuple[frozenset[str] | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """Where a phrase sits around an automaton hit, and what the hit must be checked for."""
+
+    offset: int      # the automaton's string starts at this token of the phrase
+    length: int      # tokens in the phrase
+    prefix: bool     # the phrase's last token is a prefix
+    verify: Verify | None
 
 
 @dataclass
 class Patterns:
     """What the automaton looks for. A *string* is a sequence of token keys (the automaton's
-    words); a *pattern* is a string plus the readings its Arabic tokens must share with the
-    article's, since one key can stand for tokens with different readings (غداد is the key of
-    both بغداد and غداد). Terms that are the same share patterns."""
+    words); a *pattern* is a phrase found through one of its strings: the string covers the
+    whole phrase, or for a long Arabic phrase whose readings multiply past MAX_VARIANTS, an
+    anchor run of it, the rest being checked on the hit. Identical terms share patterns."""
 
     strings: dict[str, int] = field(default_factory=dict)
     string_shape: list[tuple[int, bool]] = field(default_factory=list)   # (tokens, exact)
     string_patterns: list[list[int]] = field(default_factory=list)
-    ids: dict[tuple[int, Verify], int] = field(default_factory=dict)
-    verify: list[Verify] = field(default_factory=list)                    # pattern id -> Verify
+    ids: dict[tuple[int, Pattern], int] = field(default_factory=dict)
+    patterns: list[Pattern] = field(default_factory=list)
 
-    def add(self, tokens: list[str], prefix: bool, verify: Verify) -> int:
+    def add_phrase(self, norms: list[str], prefix: bool) -> set[int]:
+        """Pattern ids for the phrase of normalized tokens *norms*."""
+        n = len(norms)
+        choices = [sorted(textnorm.prefix_keys(t) if prefix and i == n - 1
+                          else textnorm.key_variants(t)) for i, t in enumerate(norms)]
+        searchable = n
+        if prefix and "" in choices[-1]:
+            # The prefix could be all proclitic (عين ال*): find the words before it, then
+            # check the last one on the hit.
+            searchable = n - 1
+        lo, hi = _anchor(choices[:searchable])
+        last_prefix_arabic = prefix and textnorm.is_arabic(norms[-1])
+        wanted = [frozenset((t,)) if prefix and i == n - 1 else textnorm.readings(t)
+                  for i, t in enumerate(norms)]
+        # Inside the anchor, a token with a single reading is settled by its key, as is a
+        # prefix token that is not Arabic; every other token is checked on the hit.
+        verify: Verify = tuple(
+            None if lo <= i < hi and ((i == n - 1 and prefix and not last_prefix_arabic)
+                                      or (not (prefix and i == n - 1) and len(w) == 1))
+            else w for i, w in enumerate(wanted))
+        pattern = Pattern(lo, n, prefix, None if all(v is None for v in verify) else verify)
+        string_prefix = prefix and hi == n
+        return {self._add(list(combo), string_prefix, pattern)
+                for combo in itertools.product(*choices[lo:hi])}
+
+    def _add(self, tokens: list[str], prefix: bool, pattern: Pattern) -> int:
         key = " " + " ".join(tokens) + ("" if prefix else " ")
         sid = self.strings.get(key)
         if sid is None:
             sid = self.strings[key] = len(self.string_shape)
             self.string_shape.append((len(tokens), not prefix))
             self.string_patterns.append([])
-        pid = self.ids.get((sid, verify))
+        pid = self.ids.get((sid, pattern))
         if pid is None:
-            pid = self.ids[sid, verify] = len(self.verify)
-            self.verify.append(verify)
+            pid = self.ids[sid, pattern] = len(self.patterns)
+            self.patterns.append(pattern)
             self.string_patterns[sid].append(pid)
         return pid
 
@@ -93,6 +130,21 @@ class Patterns:
         if self.strings:
             auto.make_automaton()
         return auto
+
+
+def _anchor(choices: list[list[str]]) -> tuple[int, int]:
+    """The longest run of tokens whose key combinations stay within MAX_VARIANTS (the whole
+    phrase, nearly always)."""
+    best = (0, 1)
+    for lo in range(len(choices)):
+        product = 1
+        for hi in range(lo, len(choices)):
+            product *= len(choices[hi])
+            if product > MAX_VARIANTS:
+                break
+            if hi + 1 - lo > best[1] - best[0]:
+                best = (lo, hi + 1)
+    return best
 
 
 class _Compiler:
@@ -119,15 +171,12 @@ class _Compiler:
         if not norms:
             self.problems.append(doc.problem(loc, f"term {text!r} has no words to match"))
             return None
-        choices = [sorted(textnorm.key_variants(n)) for n in norms]
-        if math.prod(len(c) for c in choices) > MAX_VARIANTS:
-            choices = [[textnorm.strip_proclitics(n)] for n in norms]
-        readings = [textnorm.readings(n) for n in norms]
-        verify: Verify = tuple(r if len(r) > 1 else None for r in readings)
-        if verify is not None and all(v is None for v in verify):
-            verify = None
-        return frozenset(self.patterns.add(list(combo), prefix, verify)
-                         for combo in itertools.product(*choices))
+        if prefix and len(norms) == 1 and "" in textnorm.prefix_keys(norms[0]):
+            self.problems.append(doc.problem(loc, (
+                f"term {text!r}: the prefix could be all proclitic (و ف ب ل ك ال); "
+                "write more of the word")))
+            return None
+        return frozenset(self.patterns.add_phrase(norms, prefix))
 
     def entity(self, eid: str, doc: Document, loc: tuple[Any, ...]) -> frozenset[int] | None:
         if eid in self.entity_patterns:
@@ -287,7 +336,9 @@ def compile_rules(loaded: LoadedRules) -> tuple[RuleSet, list[Problem]]:
             rule=rule, expr=expr,
             fields=frozenset(FIELD_INDEX[f] for f in rule.fields),
             languages=None if rule.languages is None else frozenset(
-                lang.lower().split("-")[0] for lang in rule.languages),
+                code for lang in rule.languages
+                for code in LANGUAGE_FAMILIES.get(lang.lower().split("-")[0],
+                                                  (lang.lower().split("-")[0],))),
             source_names=names, source_tags=tags,
             origin=f"{doc.path}:{doc.locate(where)}",
         ))

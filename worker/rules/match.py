@@ -12,7 +12,7 @@ from itertools import accumulate
 from worker import textnorm
 from worker.config import FIELDS
 from worker.items import Article, Explanation
-from worker.rules.compile import CompiledRule, Patterns
+from worker.rules.compile import CompiledRule, Pattern, Patterns
 from worker.rules.expr import Hit, Scope
 
 MAX_EXPLANATIONS = 20
@@ -63,6 +63,8 @@ class _View:
                     spans.append(spans[-1])
                     continue
                 gap = textnorm.normalize_piece(tokens.text[prev_end:span[0]])
+                if not pieces:
+                    gap = gap.lstrip()   # the field's text starts at its first character
                 norm = textnorm.normalize_piece(tokens.text[span[0]:span[1]])
                 pieces += (gap, norm)
                 pos += len(gap)
@@ -70,19 +72,22 @@ class _View:
                 pos += len(norm)
                 prev_end = span[1]
                 last_span = span
-            pieces.append(textnorm.normalize_piece(tokens.text[prev_end:]))
+            tail = textnorm.normalize_piece(tokens.text[prev_end:])
+            pieces.append(tail.rstrip() if pieces else tail.strip())
             self._norm[f] = ("".join(pieces), spans)
         return self._norm[f]
 
     def search(self, pattern: re.Pattern[str], f: int) -> list[tuple[int, int]]:
         text, spans = self.normalized(f)
-        out = []
+        out: list[tuple[int, int]] = []
         ends = [e for _, e in spans]
         starts = [s for s, _ in spans]
+        if not spans:
+            return out   # a field without words: nothing to point at
         for m in pattern.finditer(text):
-            first = bisect_right(ends, m.start())          # first token ending after the start
-            if first >= len(spans):
-                continue
+            # The tokens the match touches; a match in punctuation after the last word is
+            # shown at that word.
+            first = min(bisect_right(ends, m.start()), len(spans) - 1)
             last = max(first, bisect_right(starts, max(m.end() - 1, m.start())) - 1)
             out.append((first, last))
         return out
@@ -95,7 +100,7 @@ class RuleSet:
         self.rules = rules
         self.string_shape = patterns.string_shape
         self.string_patterns = patterns.string_patterns
-        self.verify = patterns.verify
+        self.patterns = patterns.patterns
         self.automaton = patterns.automaton()
         self.by_pattern: dict[int, list[int]] = defaultdict(list)
         self.always: list[int] = []     # rules that may hold without any pattern hit
@@ -119,11 +124,15 @@ class RuleSet:
             ntokens, exact = self.string_shape[sid]
             last = bisect_right(starts, end - 1 if exact else end) - 1
             f, local_last = view.locate(last)
-            first = local_last - ntokens + 1
+            string_first = local_last - ntokens + 1
             for pid in self.string_patterns[sid]:
-                verify = self.verify[pid]
-                if verify is None or _agrees(view.fields[f].norms, first, verify, exact):
-                    hits[pid].append((f, first, local_last))
+                pat = self.patterns[pid]
+                first = string_first - pat.offset
+                phrase_last = first + pat.length - 1
+                if first < 0 or phrase_last >= len(view.fields[f]):
+                    continue   # the phrase would run past the field
+                if pat.verify is None or _agrees(view.fields[f].norms, first, pat):
+                    hits[pid].append((f, first, phrase_last))
         return hits
 
     def match(self, article: Article, only: Iterable[str] | None = None) -> list[RuleMatch]:
@@ -147,15 +156,16 @@ class RuleSet:
         return out
 
 
-def _agrees(norms: tuple[str, ...], first: int, verify: tuple[frozenset[str] | None, ...],
-            exact: bool) -> bool:
-    """Whether the article's tokens from *first* on share a reading with the term's."""
-    last = len(verify) - 1
-    for i, wanted in enumerate(verify):
+def _agrees(norms: tuple[str, ...], first: int, pat: Pattern) -> bool:
+    """Whether the article's tokens from *first* on share a reading with each of the phrase's
+    (for a prefix, whether one of the token's readings starts with it)."""
+    assert pat.verify is not None
+    last = pat.length - 1
+    for i, wanted in enumerate(pat.verify):
         if wanted is None:
             continue
         found = textnorm.readings(norms[first + i])
-        if i == last and not exact:   # a prefix term: some reading starts with one of the term's
+        if i == last and pat.prefix:
             if not any(f.startswith(w) for f in found for w in wanted):
                 return False
         elif found.isdisjoint(wanted):
