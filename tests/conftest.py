@@ -3,6 +3,7 @@ a controllable clock, and a project folder laid out like a checkout."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -54,6 +55,7 @@ class Response:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     trickle: float = 0.0     # seconds between bytes: a slow peer (the body is sent byte by byte)
+    stream: Callable[[], Iterator[bytes]] | None = None   # a chunked body, possibly endless
 
 
 Route = Response | Callable[[BaseHTTPRequestHandler], Response]
@@ -66,6 +68,9 @@ class Server:
     base: str
     routes: dict[str, Route] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    in_flight: int = 0
+    most_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -82,17 +87,39 @@ def http_server() -> Iterator[Server]:
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            server_state.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+            state = server_state
+            with state.lock:
+                state.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+                state.in_flight += 1
+                state.most_in_flight = max(state.most_in_flight, state.in_flight)
+            try:
+                self._answer()
+            finally:
+                with state.lock:
+                    state.in_flight -= 1
+
+        def _answer(self) -> None:
             route = server_state.routes.get(self.path)
             resp = Response(404, b"not found") if route is None else (
                 route(self) if callable(route) else route)
             self.send_response(resp.status)
             for k, v in resp.headers.items():
                 self.send_header(k, v)
+            if resp.stream is not None:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                try:
+                    for chunk in resp.stream():
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.write(b"0\r\n\r\n")
+                except OSError:
+                    pass   # the client stopped reading, as it should
+                return
             self.send_header("Content-Length", str(len(resp.body)))
             self.end_headers()
             if not resp.trickle:
-                self.wfile.write(resp.body)
+                with contextlib.suppress(OSError):   # the client may stop reading, as it should
+                    self.wfile.write(resp.body)
                 return
             for i in range(len(resp.body)):
                 try:

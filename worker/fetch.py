@@ -2,10 +2,10 @@
 
 One httpx client serves every source (connection pooling, proxies from the environment). Each
 request is bounded: ``timeout`` covers the whole request, ``max_bytes`` the body after
-decompression (gzip, deflate, brotli), at most five redirects (a loop is an error; a permanent
-redirect of the feed's URL is reported so it can be noted on the source). A global limit and a
-per-host limit bound how many requests run at once. ETag and Last-Modified make polls
-conditional; 429 and 503 carry the server's Retry-After.
+decompression (gzip, deflate, brotli; see worker.decode), at most five redirects (a loop is an
+error; a permanent redirect of the feed's URL is reported so it can be noted on the source).
+A global limit and a per-host limit bound how many requests run at once. ETag and
+Last-Modified make polls conditional; 429 and 503 carry the server's Retry-After.
 
 Article links come from untrusted feeds: ``fetch_page`` refuses hosts that resolve to private,
 loopback, link-local or otherwise non-public addresses, at every redirect hop, unless allowed.
@@ -30,6 +30,7 @@ import httpx
 
 from worker import PROJECT_URL, __version__
 from worker.config import Source
+from worker.decode import decoded
 from worker.errors import FetchError
 
 USER_AGENT = f"raqib/{__version__} (+{PROJECT_URL})"
@@ -235,7 +236,8 @@ class Fetcher:
                              retry_after=retry)
         chunks: list[bytes] = []
         size = 0
-        for chunk in resp.iter_bytes():   # decoded: the limit counts decompressed bytes
+        # Decoded here, a slice at a time: the limit counts decompressed bytes.
+        for chunk in decoded(resp.iter_raw(), resp.headers.get("content-encoding")):
             size += len(chunk)
             if size > max_bytes:
                 raise FetchError(f"fetch: body larger than max_bytes ({max_bytes})")
