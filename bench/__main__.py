@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import matching
+from bench import matching, polling
 
-BENCHES = {"matching": matching.main}
+BENCHES = {"matching": matching.main, "polling": polling.main}
 
 
 def main(argv: list[str]) -> int:

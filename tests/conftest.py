@@ -85,6 +85,7 @@ def http_server() -> Iterator[Server]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True   # headers and body go out as separate writes
 
         def do_GET(self) -> None:
             state = server_state

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from conftest import write
+from conftest import Response, Server, write
 
 RAQIB = [sys.executable, "-m", "worker"]
 
@@ -192,3 +194,45 @@ def test_removed_sources_leave_the_listing(project: Path) -> None:
     assert {s["name"] for s in json.loads(raqib("sources", "--json").stdout)} == {"old", "seeds"}
     cfg.write_text(original)
     assert [s["name"] for s in json.loads(raqib("sources", "--json").stdout)] == ["seeds"]
+
+
+def test_once_against_a_hostile_web(project: Path, http_server: Server) -> None:
+    """Two passes of `raqib once` over good feeds and every kind of fault: exit 1 (some sources
+    fail), the rest stored, failures listed with their errors and counts, Retry-After in
+    next_poll, conditional requests on the second pass, a 301 followed, memory bounded."""
+    good = ("<rss version='2.0'><channel><title>t</title><item><title>عين الأسد</title>"
+            "<guid>g1</guid><description>قصف قاعدة عين الأسد</description></item>"
+            "</channel></rss>")
+    http_server.routes["/good"] = Response(200, good.encode("windows-1256"), {
+        "Content-Type": "application/rss+xml; charset=windows-1256", "ETag": '"v1"'})
+    http_server.routes["/old"] = Response(301, headers={"Location": "/good2"})
+    http_server.routes["/good2"] = Response(200, good.replace("g1", "g2").replace(
+        "قصف", "هجوم على").encode())
+    http_server.routes["/busy"] = Response(429, headers={"Retry-After": "3600"})
+    http_server.routes["/html"] = Response(200, b"<html><body>Not a feed</body></html>",
+                                           {"Content-Type": "text/html"})
+    http_server.routes["/empty"] = Response(200, b"")
+    http_server.routes["/endless"] = Response(200, stream=lambda: iter(lambda: b"x" * 65536, b""))
+    sources = {"good": "/good", "old": "/old", "busy": "/busy", "html": "/html",
+               "empty": "/empty", "endless": "/endless"}
+    lines = [f"  - {{name: {n}, url: '{http_server.url(p)}', max_bytes: 5MB}}"
+             for n, p in sources.items()]
+    lines.append("  - {name: refused, url: 'http://127.0.0.1:9/feed'}")
+    cfg = project / "config/raqib.yaml"
+    cfg.write_text(cfg.read_text().replace("sources: []", "sources:\n" + "\n".join(lines)))
+    started = datetime.now(UTC)
+    for _ in range(2):
+        proc = raqib("once", check=False)
+        assert proc.returncode == 1, proc.stderr
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert peak_kb < 400 * 1024
+    health = {s["name"]: s for s in json.loads(raqib("sources", "--json").stdout)}
+    failing = {n for n, s in health.items() if s["failures"]}
+    assert failing == {"busy", "html", "empty", "endless", "refused"}
+    assert all(health[n]["failures"] == 2 and health[n]["last_error"] for n in failing)
+    busy_next = datetime.fromisoformat(health["busy"]["next_poll"])
+    assert busy_next >= started + timedelta(minutes=59)
+    assert health["old"]["moved_to"] == http_server.url("/good2")
+    assert http_server.hits("/good")[1]["if-none-match"] == '"v1"'   # conditional, second pass
+    titles = {a["title"] for a in json.loads(raqib("articles", "--json").stdout)}
+    assert "عين الأسد" in titles                                     # windows-1256, decoded

@@ -8,6 +8,7 @@ import feedparser
 import pytest
 
 from worker.errors import ParseError
+from worker.htmltext import html_to_text
 from worker.parse import parse_feed, parse_seed
 
 from conftest import DATA, ROOT
@@ -93,3 +94,19 @@ def test_seed_that_is_not_utf8_names_the_file(tmp_path: Path) -> None:
     path.write_bytes("عين الأسد".encode("windows-1256"))
     with pytest.raises(ParseError, match=r"legacy\.txt: not UTF-8"):
         parse_seed(path, path.read_bytes(), source="seeds")
+
+
+@pytest.mark.parametrize("html", [
+    "<p>Rockets hit <b>Ain al-Asad</b> &amp; Erbil</p><p>Second&nbsp;paragraph</p>",
+    "<a href='x>y' title=\"a<b\">link</a> text",
+    "<div><img src=x.jpg alt='a'>caption<br/>next</div>",
+    "plain &lt;not a tag&gt; &#1593;&#1610;&#1606;",
+    "<ul><li>one</li><li>two</li></ul>",
+    "<p>قصف <strong>عين الأسد</strong></p>",
+])
+def test_html_fast_path_reads_as_beautifulsoup(html: str) -> None:
+    from bs4 import BeautifulSoup  # noqa: PLC0415
+
+    from worker.htmltext import clean_space  # noqa: PLC0415
+
+    assert html_to_text(html) == clean_space(BeautifulSoup(html, "html.parser").get_text(" "))

@@ -293,3 +293,81 @@ def test_once_delivers_everything_due(workdir: Path, clock: Clock) -> None:
     assert (report.alerts, report.delivery.sent) == (5, 5)
     assert len(alerts_file(workdir)) == 5
     p.close()
+
+
+def test_backoff_and_retry_after_set_next_poll(workdir: Path, http_server: Server,
+                                               clock: Clock) -> None:
+    http_server.routes["/feed.xml"] = Response(503, headers={"Retry-After": "7200"})
+    p = pipeline_for(make_config(workdir, http_server), clock)
+    p.rand = lambda: 0.5   # no jitter
+    polled = p.poll_source(p.cfg.main.sources[0])
+    assert polled.next_poll == clock() + timedelta(hours=2)      # the server's wish, not 5m
+    http_server.routes["/feed.xml"] = Response(500)
+    failures = []
+    for _ in range(3):
+        polled = p.poll_source(p.cfg.main.sources[0])
+        [desk] = p.store.sources()
+        failures.append((desk.failures, desk.next_poll - clock()))
+    assert failures == [(2, timedelta(minutes=10)), (3, timedelta(minutes=20)),
+                        (4, timedelta(minutes=40))]
+    http_server.routes["/feed.xml"] = Response(200, FEED.format(base=http_server.base).encode())
+    p.poll_source(p.cfg.main.sources[0])
+    [desk] = p.store.sources()
+    assert (desk.failures, desk.last_error, desk.next_poll - clock()) == (
+        0, None, timedelta(minutes=5))
+    p.close()
+
+
+def test_permanent_redirect_is_noted_on_the_source(workdir: Path, http_server: Server,
+                                                   clock: Clock) -> None:
+    http_server.routes["/feed.xml"] = Response(301, headers={"Location": "/moved.xml"})
+    http_server.routes["/moved.xml"] = Response(200, FEED.format(base=http_server.base).encode())
+    p = pipeline_for(make_config(workdir, http_server), clock)
+    report = p.run_once()
+    assert (report.ok, report.new) == (True, 2)
+    [desk] = p.store.sources()
+    assert desk.moved_to == http_server.url("/moved.xml")
+    p.close()
+
+
+ARTICLE_PAGE = b"""<html><head><title>Rockets</title></head><body>
+<nav>Home | World | Sport</nav>
+<article><h1>Rockets hit Ain al-Asad air base</h1>
+<p>Two rockets struck the Ain al-Asad air base in western Iraq late on Saturday, according to
+two security officials who spoke on condition of anonymity because they were not authorised to
+brief the media.</p>
+<p>The base hosts Iraqi forces and, until recently, advisers of the international coalition
+fighting the Islamic State group. No casualties were reported, the officials said.</p>
+<p>The attack came days after the coalition completed its withdrawal from federal Iraq.</p>
+</article><footer>Copyright</footer></body></html>"""
+
+
+@pytest.mark.parametrize("allow_private", [True, False])
+def test_full_text(workdir: Path, http_server: Server, clock: Clock, allow_private: bool) -> None:
+    feed = ("<rss version='2.0'><channel><title>t</title><item><title>Short item</title>"
+            f"<link>{http_server.url('/story')}</link><guid>s1</guid>"
+            "<description>A teaser.</description></item></channel></rss>")
+    http_server.routes["/feed.xml"] = Response(200, feed.encode())
+    http_server.routes["/story"] = Response(200, ARTICLE_PAGE,
+                                            {"Content-Type": "text/html; charset=utf-8"})
+    cfg = make_config(workdir, http_server)
+    src = cfg.main.sources[0].model_copy(update={"full_text": True,
+                                                 "allow_private": allow_private})
+    cfg = config.Config(cfg.path, cfg.main.model_copy(update={"sources": [src]}),
+                        cfg.ruleset, cfg.rule_files, cfg.warnings)
+    p = pipeline_for(cfg, clock)
+    report = p.run_once()
+    assert report.ok                     # a page that cannot be read never fails the source
+    if allow_private:
+        # The body is the page's main text, and the rule matches in it.
+        assert report.alerts == 1
+        assert len(http_server.hits("/story")) == 1
+        [alert] = alerts_file(workdir)
+        assert alert["matches"][0]["field"] == "body"
+    else:
+        # 127.0.0.1 is no public address: the page is never requested.
+        assert report.alerts == 0
+        assert http_server.hits("/story") == []
+    p.run_once()                          # a known article's page is not fetched again
+    assert len(http_server.hits("/story")) == (1 if allow_private else 0)
+    p.close()

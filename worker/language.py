@@ -15,6 +15,11 @@ _ARABIC_ONLY = set("ةىيكأإؤ")           # letters Persian text rarely or 
 _SORANI = set("ەێۆڵڕڤ")
 _URDU = set("ٹڈڑںےھ")
 _WORD = re.compile(r"[^\W\d_]+")
+_LETTER = re.compile(r"[^\W\d_]")
+_ARABIC_SCRIPT = re.compile(  # letters only: no marks, digits or punctuation
+    r"[\u0620-\u064a\u066e-\u06d3\u06d5\u06ee\u06ef\u06fa-\u06ff\u0750-\u077f"
+    r"\ufb50-\ufdff\ufe70-\ufefc]")
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f]")
 _STOPWORDS = {
     "en": {"the", "and", "of", "to", "in", "is", "for", "on", "that", "with", "was", "as", "by",
            "it", "are", "from", "at", "has", "have", "said", "be", "this", "its", "were", "after"},
@@ -62,18 +67,11 @@ def detect(text: str, hint: str | None = None) -> str | None:
     language) when the text does not tell, or None."""
     hint = _code(hint)
     sample = text[:SAMPLE]
-    arabic = latin = other = 0
-    letters: Counter[str] = Counter()
-    for ch in sample:
-        if not ch.isalpha():
-            continue
-        if "\u0600" <= ch <= "\u06ff" or "\u0750" <= ch <= "\u077f" or "\ufb50" <= ch <= "\ufeff":
-            arabic += 1
-            letters[ch] += 1
-        elif ch.isascii() or "\u00c0" <= ch <= "\u024f":
-            latin += 1
-        else:
-            other += 1
+    arabic_letters = _ARABIC_SCRIPT.findall(sample)       # counted by the regex engine
+    arabic = len(arabic_letters)
+    latin = len(_LATIN.findall(sample))
+    other = len(_LETTER.findall(sample)) - arabic - latin
+    letters = Counter("".join(arabic_letters)) if arabic else Counter()
     total = arabic + latin + other
     if total == 0:
         return hint

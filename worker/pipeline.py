@@ -7,8 +7,10 @@ delivery: it is recorded and logged, and the others go on."""
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -25,6 +27,7 @@ from worker.items import Article
 from worker.store import AlertSpec, IngestResult, Prepared, Store
 
 log = structlog.get_logger("raqib.pipeline")
+BIG_DOCUMENT = 1_000_000   # bytes
 
 
 def utcnow() -> datetime:
@@ -66,6 +69,7 @@ class Pipeline:
                                           per_host=cfg.main.fetch.per_host)
         self.clock = clock
         self.rand = rand
+        self._big_parse = threading.Lock()
         channels, waiting = build_channels(cfg.main.channels)
         for name in waiting:
             log.warning("channel type not delivered by this version; its alerts wait in the "
@@ -144,8 +148,12 @@ class Pipeline:
             if fetched.not_modified:
                 result = IngestResult()   # a 304 costs no parse
             else:
-                articles = parse.parse_feed(fetched.body or b"", source=src.name,
-                                            headers=fetched.headers, tags=tuple(src.tags))
+                body = fetched.body or b""
+                # A parse holds several times its document in memory: one big one at a time,
+                # so a pass stays bounded whatever the sources send.
+                with self._big_parse if len(body) > BIG_DOCUMENT else nullcontext():
+                    articles = parse.parse_feed(body, source=src.name,
+                                                headers=fetched.headers, tags=tuple(src.tags))
                 prepared = [dedupe.prepare(a) for a in articles]
                 if src.full_text:
                     self._fill_full_text(src, sid, prepared)
