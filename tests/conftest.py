@@ -68,6 +68,7 @@ class Server:
     base: str
     routes: dict[str, Route] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    posts: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
     in_flight: int = 0
     most_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -98,6 +99,14 @@ def http_server() -> Iterator[Server]:
             finally:
                 with state.lock:
                     state.in_flight -= 1
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.body = body
+            with server_state.lock:
+                server_state.posts.append(
+                    (self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            self._answer()
 
         def _answer(self) -> None:
             route = server_state.routes.get(self.path)
@@ -207,3 +216,49 @@ def write(path: Path, content: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(content, encoding="utf-8")
     return path
+
+
+# -- SMTP ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Mailbox:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
+
+    def __init__(self, port: int | None = None) -> None:
+        from aiosmtpd.controller import Controller  # noqa: PLC0415
+
+        self.messages: list[Any] = []
+        self.port = port or free_port()
+        mailbox = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                from email import message_from_bytes, policy  # noqa: PLC0415
+
+                mailbox.messages.append(message_from_bytes(envelope.content,
+                                                           policy=policy.default))
+                return "250 OK"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+
+    def start(self) -> Mailbox:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox().start()
+    yield box
+    box.stop()

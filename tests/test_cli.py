@@ -236,3 +236,83 @@ def test_once_against_a_hostile_web(project: Path, http_server: Server) -> None:
     assert http_server.hits("/good")[1]["if-none-match"] == '"v1"'   # conditional, second pass
     titles = {a["title"] for a in json.loads(raqib("articles", "--json").stdout)}
     assert "عين الأسد" in titles                                     # windows-1256, decoded
+
+
+def test_delivery_survives_receivers_down_then_up(project: Path, http_server: Server) -> None:
+    """`raqib once` with the SMTP server and the webhook receiver down keeps every alert
+    (exit 1); `raqib run` with both up — the receiver verifying signatures and failing the
+    first request of each alert — delivers each exactly once to both, the redelivery under
+    the same id, and stops on SIGTERM with exit 0."""
+    from standardwebhooks import Webhook  # noqa: PLC0415
+
+    from conftest import Mailbox, free_port  # noqa: PLC0415
+
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    smtp_port = free_port()
+    cfg = project / "config/raqib.yaml"
+    cfg.write_text(cfg.read_text().replace("defaults:\n  notify: [local-log]", f"""\
+  mail:
+    type: email
+    host: 127.0.0.1
+    port: {smtp_port}
+    security: none
+    from: raqib@desk.example
+    to: [analyst@desk.example]
+  hook:
+    type: webhook
+    url: {http_server.url('/hook')}
+    secret: {secret}
+defaults:
+  notify: [local-log, mail, hook]"""))
+    http_server.routes["/hook"] = Response(503)   # down for the first pass
+    assert raqib("once", check=False).returncode == 1
+    alerts = {a["id"] for a in json.loads(raqib("alerts", "--json").stdout)}
+    assert len(alerts) >= 2
+
+    seen: list[str] = []
+    accepted: list[str] = []
+
+    def hook(handler: object) -> Response:
+        headers = {k.lower(): v for k, v in handler.headers.items()}  # type: ignore[attr-defined]
+        Webhook(secret).verify(handler.body, headers)                 # type: ignore[attr-defined]
+        msg_id = headers["webhook-id"]
+        if msg_id not in seen:
+            seen.append(msg_id)
+            return Response(500)
+        accepted.append(msg_id)
+        return Response(204)
+
+    http_server.routes["/hook"] = hook
+    box = Mailbox(smtp_port).start()
+    proc = subprocess.Popen([*RAQIB, "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert wait_for(lambda: set(accepted) == alerts and len(box.messages) == len(alerts),
+                        timeout=110)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        box.stop()
+    assert proc.returncode == 0, err
+    assert sorted(accepted) == sorted(alerts)                  # exactly once each
+    assert sorted(m["X-Raqib-Alert"] for m in box.messages) == sorted(alerts)
+
+
+def test_test_channel_and_alerts_retry(project: Path, http_server: Server) -> None:
+    cfg = project / "config/raqib.yaml"
+    cfg.write_text(cfg.read_text().replace("defaults:", (
+        f"  hook: {{type: webhook, url: '{http_server.url('/hook')}'}}\n"
+        "  gone: {type: webhook, url: 'http://127.0.0.1:9/hook'}\n"
+        "defaults:")))
+    http_server.routes["/hook"] = Response(204)
+    ok = raqib("test-channel", "hook")
+    assert "sample alert delivered" in ok.stdout
+    [(_, _, body)] = http_server.posts
+    assert json.loads(body)["rule"]["id"] == "raqib-test"
+    failed = raqib("test-channel", "gone", check=False)
+    assert failed.returncode == 1 and "gone: failed" in failed.stderr
+    assert raqib("test-channel", "nope", check=False).returncode == 2
+    raqib("once")
+    [alert, *_] = json.loads(raqib("alerts", "--json").stdout)
+    assert "0 delivery" in raqib("alerts", "retry", alert["id"]).stdout   # all were sent
+    assert raqib("alerts", "retry", "01NOSUCHALERT", check=False).returncode == 1

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import structlog
 from sqlalchemy.exc import DBAPIError
 
@@ -198,6 +199,13 @@ def cmd_articles(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
+    if args.action == "retry":
+        return _retry_alert(args)
+    if args.action is not None or args.alert_id is not None:
+        print("raqib: usage: raqib alerts [--since D] [--json] | raqib alerts retry ID",
+              file=sys.stderr)
+        return EXIT_INVALID
+
     def fetch(store: Store) -> list[dict[str, Any]]:
         payloads = store.alert_payloads(since=args.since)
         if args.json:
@@ -211,6 +219,47 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return _listing(args, fetch, [("created", "CREATED", 20), ("severity", "SEVERITY", 8),
                                   ("rule", "RULE", 28), ("title", "TITLE", 60),
                                   ("deliveries", "DELIVERIES", 40), ("id", "ID", 26)])
+
+
+def _retry_alert(args: argparse.Namespace) -> int:
+    if not args.alert_id:
+        print("raqib: alerts retry needs an alert id (see `raqib alerts`)", file=sys.stderr)
+        return EXIT_INVALID
+    store = Store(_main_config(args).database)
+    if store.dialect == "sqlite":
+        store.migrate()
+    try:
+        if not store.alert_exists(args.alert_id):
+            print(f"raqib: no alert {args.alert_id}", file=sys.stderr)
+            return EXIT_FAILED
+        count = store.retry_alert(args.alert_id, datetime.now(UTC))
+    finally:
+        store.close()
+    print(f"alert {args.alert_id}: {count} delivery(ies) due now; the daemon (or the next "
+          "`raqib once`) sends them")
+    return EXIT_OK
+
+
+def cmd_test_channel(args: argparse.Namespace) -> int:
+    """Send a sample alert through one channel and say how it went."""
+    from worker.alerts.channels import build_channels  # noqa: PLC0415
+    from worker.alerts.payload import sample  # noqa: PLC0415
+    from worker.errors import DeliveryError  # noqa: PLC0415
+
+    main = _main_config(args)
+    if args.name not in main.channels:
+        print(f"raqib: no channel {args.name!r} (channels: {', '.join(main.channels) or '-'})",
+              file=sys.stderr)
+        return EXIT_INVALID
+    with httpx.Client(trust_env=True) as http:
+        channel = build_channels({args.name: main.channels[args.name]}, http=http)[args.name]
+        try:
+            channel.send(sample())
+        except DeliveryError as exc:
+            print(f"{args.name}: failed: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    print(f"{args.name}: sample alert delivered")
+    return EXIT_OK
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -274,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "articles":
             p.add_argument("--source", metavar="NAME")
             p.add_argument("--limit", type=_positive_int, metavar="N")
+        if name == "alerts":
+            p.add_argument("action", nargs="?", choices=["retry"],
+                           help="retry ID: send an alert's undelivered deliveries again")
+            p.add_argument("alert_id", nargs="?", metavar="ID")
+    tc = add("test-channel", cmd_test_channel, "send a sample alert through one channel")
+    tc.add_argument("name", metavar="NAME")
     db = sub.add_parser("db", parents=[common], help="database maintenance")
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     up = dbsub.add_parser("upgrade", parents=[common], help="apply the migrations (Alembic)")

@@ -8,6 +8,8 @@ unknown channels and entities, duplicate ids, bad terms) and raises them togethe
 
 from __future__ import annotations
 
+import base64
+import binascii
 import difflib
 import gc
 import os
@@ -138,9 +140,40 @@ class Source(Model):
     allow_private: bool = False
 
 
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
+_RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600,
+               "hour": 3600, "d": 86400, "day": 86400}
+
+
+def parse_rate(value: str) -> tuple[int, float]:
+    """``30/min`` -> (30, 60.0): that many messages per that many seconds."""
+    m = _RATE.match(value)
+    if not m or int(m.group(1)) < 1:
+        raise ValueError(f"not a rate: {value!r} (use 30/min, 500/hour …)")
+    return int(m.group(1)), float(_RATE_UNITS[m.group(2)])
+
+
+def check_rate(value: str | None) -> str | None:
+    if value is not None:
+        parse_rate(value)
+    return value
+
+
+def check_secret(value: str | None) -> str | None:
+    """A Standard Webhooks secret: ``whsec_`` and base64 (the prefix is optional)."""
+    if value is None:
+        return value
+    try:
+        base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("secret is 'whsec_' followed by base64 (Standard Webhooks), "
+                         "e.g. whsec_$(openssl rand -base64 32)") from None
+    return value
+
+
 class _Channel(Model):
     digest: str | None = None          # "hourly" or "daily 08:00 [Zone/Name]" (digests issue)
-    rate: str | None = None            # "30/min" (delivery issue)
+    rate: Annotated[str | None, AfterValidator(check_rate)] = None   # "30/min"
     max_attempts: int | None = Field(default=None, gt=0)
 
 
@@ -160,7 +193,7 @@ class EmailChannel(_Channel):
 class WebhookChannel(_Channel):
     type: Literal["webhook"]
     url: str
-    secret: str | None = Field(default=None, repr=False)
+    secret: Annotated[str | None, AfterValidator(check_secret)] = Field(default=None, repr=False)
     format: Literal["generic", "slack", "discord", "teams"] = "generic"
     timeout: PositiveDuration = timedelta(seconds=10)
     headers: dict[str, str] = {}

@@ -45,4 +45,11 @@ class ParseError(RaqibError):
 
 
 class DeliveryError(RaqibError):
-    """A channel could not deliver an alert."""
+    """A channel could not deliver an alert. ``permanent``: trying again cannot help (a 4xx
+    answer); ``retry_after``: the receiver asked us to wait this long."""
+
+    def __init__(self, message: str, *, permanent: bool = False,
+                 retry_after: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
+import httpx
 import structlog
 
 from worker import config, dedupe, language, parse, redact, schedule, seeds
@@ -70,11 +71,9 @@ class Pipeline:
         self.clock = clock
         self.rand = rand
         self._big_parse = threading.Lock()
-        channels, waiting = build_channels(cfg.main.channels)
-        for name in waiting:
-            log.warning("channel type not delivered by this version; its alerts wait in the "
-                        "outbox", channel=name, type=cfg.main.channels[name].type)
-        self.deliverer = Deliverer(store, channels, clock)
+        self.http = httpx.Client(trust_env=True)   # the webhooks' client
+        self.deliverer = Deliverer(store, build_channels(cfg.main.channels, http=self.http),
+                                   cfg.main.channels, clock)
         self.source_ids: dict[str, int] = {}
 
     # -- set-up -------------------------------------------------------------------------------
@@ -222,6 +221,7 @@ class Pipeline:
 
     def close(self) -> None:
         self.fetcher.close()
+        self.http.close()
         self.store.close()
 
     def run_once(self) -> PassReport:

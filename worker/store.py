@@ -127,6 +127,7 @@ class DueDelivery:
     alert_id: str
     channel: str
     attempts: int
+    created_at: datetime
 
 
 # Decides, for the articles not stored yet, which alerts each raises (and may set language).
@@ -409,7 +410,8 @@ class Store:
     def due_deliveries(self, now: datetime, *, channels: Sequence[str],
                        limit: int = 500) -> list[DueDelivery]:
         """Pending deliveries of *channels* whose time has come, oldest first."""
-        q = (select(Delivery.id, Delivery.alert_id, Delivery.channel, Delivery.attempts)
+        q = (select(Delivery.id, Delivery.alert_id, Delivery.channel, Delivery.attempts,
+                    Delivery.created_at)
              .where(Delivery.status == "pending", Delivery.next_attempt <= now,
                     Delivery.channel.in_(list(channels)))
              .order_by(Delivery.next_attempt, Delivery.id).limit(limit))
@@ -427,6 +429,21 @@ class Store:
         values |= {"next_attempt": retry_at} if retry_at is not None else {"status": "dead"}
         with self.begin() as conn:
             conn.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
+
+    def retry_alert(self, alert_id: str, now: datetime) -> int:
+        """Make an alert's undelivered deliveries (dead or waiting) due now, with a fresh
+        24 hours; returns how many."""
+        with self.begin() as conn:
+            result = conn.execute(
+                update(Delivery)
+                .where(Delivery.alert_id == alert_id, Delivery.status != "sent")
+                .values(status="pending", next_attempt=now, created_at=now))
+            return int(result.rowcount or 0)
+
+    def alert_exists(self, alert_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.scalar(select(func.count()).select_from(Alert)
+                               .where(Alert.id == alert_id)) == 1
 
     def deliveries_of(self, alert_ids: Sequence[str]) -> dict[str, list[Delivery]]:
         out: dict[str, list[Delivery]] = {a: [] for a in alert_ids}

@@ -1,65 +1,131 @@
 """Delivery from the outbox: send every due delivery row through its channel.
 
 At least once: a delivery is marked sent only after its channel returned, so a crash in between
-sends the same alert (same id) again. A failing channel never holds up the others."""
+sends the same alert (same id) again. Channels are served side by side, so a slow or failing
+one never holds up the others. A failed attempt is retried with exponential backoff and jitter
+(first retry within 30 s, at most an hour apart, never sooner than a receiver's Retry-After);
+after 24 hours, the channel's ``max_attempts``, or an answer that retrying cannot change, the
+delivery is dead: kept, logged, shown by ``raqib alerts`` and sent again by
+``raqib alerts retry ID``. A channel's ``rate`` holds what exceeds it in the outbox for later.
+"""
 
 from __future__ import annotations
 
 import random
+import threading
+from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
+from worker import config
 from worker.alerts.channels import Channel
 from worker.errors import DeliveryError
 from worker.store import DueDelivery, Store
 
 log = structlog.get_logger("raqib.deliver")
 
-FIRST_RETRY = timedelta(seconds=15)
+FIRST_RETRY = timedelta(seconds=10)
 MAX_RETRY = timedelta(hours=1)
-GIVE_UP_AFTER = 20   # attempts, about a day at the capped interval
+GIVE_UP_AFTER = timedelta(hours=24)
 
 
 def retry_delay(attempts: int, rand: Callable[[], float] = random.random) -> timedelta:
-    """Exponential backoff with jitter: ~15 s, 30 s, 1 min … capped at 1 h."""
-    base = min(FIRST_RETRY.total_seconds() * 2.0 ** max(attempts - 1, 0),
+    """Exponential backoff with jitter: ~10 s, 20 s, 40 s … at most an hour."""
+    base = min(FIRST_RETRY.total_seconds() * 2.0 ** min(max(attempts - 1, 0), 20),
                MAX_RETRY.total_seconds())
     return timedelta(seconds=base * (0.5 + rand()))   # jitter around the base; never zero
+
+
+class RateLimit:
+    """A token bucket: *count* messages per *seconds*, refilled continuously."""
+
+    def __init__(self, count: int, seconds: float, now: datetime) -> None:
+        self.capacity = float(count)
+        self.per_second = count / seconds
+        self.tokens = float(count)
+        self.stamp = now
+
+    def take(self, wanted: int, now: datetime) -> int:
+        elapsed = max(0.0, (now - self.stamp).total_seconds())
+        self.tokens = min(self.capacity, self.tokens + elapsed * self.per_second)
+        self.stamp = now
+        granted = min(wanted, int(self.tokens))
+        self.tokens -= granted
+        return granted
 
 
 @dataclass
 class DeliveryReport:
     sent: int = 0
     failed: int = 0
+    dead: int = 0
+    held: int = 0   # over a channel's rate: still in the outbox
+
+    def add(self, other: DeliveryReport) -> None:
+        self.sent += other.sent
+        self.failed += other.failed
+        self.dead += other.dead
+        self.held += other.held
 
 
 class Deliverer:
     def __init__(self, store: Store, channels: dict[str, Channel],
-                 clock: Callable[[], datetime], batch: int = 500) -> None:
+                 specs: dict[str, config.Channel], clock: Callable[[], datetime], *,
+                 rand: Callable[[], float] = random.random, batch: int = 500) -> None:
         self.store = store
         self.channels = channels
+        self.specs = specs
         self.clock = clock
+        self.rand = rand
         self.batch = batch
+        now = clock()
+        self.limits = {name: RateLimit(*config.parse_rate(spec.rate), now)
+                       for name, spec in specs.items() if spec.rate}
+        self._lock = threading.Lock()   # one delivery round at a time
 
     def run(self, *, until_done: bool = False) -> DeliveryReport:
-        """Send due deliveries of the channels this process can send: one batch, or batches
-        until none is due. Deliveries of other channel types wait in the outbox."""
+        """Send what is due: one batch, or (``until_done``) batches until nothing due can be
+        sent now."""
         report = DeliveryReport()
-        while True:
-            due = self.store.due_deliveries(self.clock(), channels=sorted(self.channels),
-                                            limit=self.batch)
-            if not due:
-                break
-            ids = sorted({d.alert_id for d in due})
-            payloads = {p["id"]: p for p in self.store.alert_payloads(ids=ids)}
-            for d in due:
-                self._send(d, payloads[d.alert_id], report)
-            if not until_done or len(due) < self.batch:
-                break
+        with self._lock:
+            while True:
+                due = self.store.due_deliveries(self.clock(), channels=sorted(self.channels),
+                                                limit=self.batch)
+                if not due:
+                    break
+                round_report = self._round(due)
+                report.add(round_report)
+                progress = round_report.sent + round_report.failed
+                if not until_done or len(due) < self.batch or not progress:
+                    break
+        return report
+
+    def _round(self, due: list[DueDelivery]) -> DeliveryReport:
+        payloads = {p["id"]: p for p in
+                    self.store.alert_payloads(ids=sorted({d.alert_id for d in due}))}
+        by_channel: dict[str, list[DueDelivery]] = defaultdict(list)
+        for d in due:
+            by_channel[d.channel].append(d)
+        report = DeliveryReport()
+        with ThreadPoolExecutor(max(1, len(by_channel)), thread_name_prefix="deliver") as pool:
+            for part in pool.map(lambda item: self._channel(item[0], item[1], payloads),
+                                 by_channel.items()):
+                report.add(part)
+        return report
+
+    def _channel(self, name: str, due: list[DueDelivery],
+                 payloads: dict[str, dict[str, Any]]) -> DeliveryReport:
+        report = DeliveryReport()
+        limit = self.limits.get(name)
+        allowed = limit.take(len(due), self.clock()) if limit else len(due)
+        report.held = len(due) - allowed
+        for d in due[:allowed]:
+            self._send(d, payloads[d.alert_id], report)
         return report
 
     def _send(self, d: DueDelivery, payload: dict[str, Any], report: DeliveryReport) -> None:
@@ -68,15 +134,32 @@ class Deliverer:
         try:
             self.channels[d.channel].send(payload)
         except Exception as exc:   # DeliveryError, or a channel's bug: the same treatment
-            report.failed += 1
-            attempts = d.attempts + 1
-            error = str(exc) if isinstance(exc, DeliveryError) else \
-                f"deliver: {d.channel}: internal error: {type(exc).__name__}: {exc}"
-            retry = None if attempts >= GIVE_UP_AFTER else self.clock() + retry_delay(attempts)
-            self.store.delivery_failed(d.id, error, retry)
-            log.warning("delivery failed", channel=d.channel, alert_id=d.alert_id,
-                        attempts=attempts, error=error, retry_at=retry)
+            self._failed(d, exc, report)
             return
         self.store.delivered(d.id, self.clock())
         report.sent += 1
-        log.info("alert delivered", channel=d.channel, alert_id=d.alert_id)
+        log.info("alert delivered", channel=d.channel, alert_id=d.alert_id, attempt=d.attempts + 1)
+
+    def _failed(self, d: DueDelivery, exc: Exception, report: DeliveryReport) -> None:
+        now = self.clock()
+        attempts = d.attempts + 1
+        if isinstance(exc, DeliveryError):
+            error, permanent, wait = str(exc), exc.permanent, exc.retry_after
+        else:
+            error = f"deliver: {d.channel}: internal error: {type(exc).__name__}: {exc}"
+            permanent, wait = False, None
+        spec = self.specs.get(d.channel)
+        max_attempts = spec.max_attempts if spec is not None else None
+        give_up = permanent or now - d.created_at >= GIVE_UP_AFTER or (
+            max_attempts is not None and attempts >= max_attempts)
+        retry = None if give_up else now + max(retry_delay(attempts, self.rand),
+                                               wait or timedelta(0))
+        self.store.delivery_failed(d.id, error, retry)
+        report.failed += 1
+        if give_up:
+            report.dead += 1
+            log.error("delivery dead: kept; `raqib alerts retry` sends it again",
+                      channel=d.channel, alert_id=d.alert_id, attempts=attempts, error=error)
+        else:
+            log.warning("delivery failed", channel=d.channel, alert_id=d.alert_id,
+                        attempts=attempts, error=error, retry_at=retry)

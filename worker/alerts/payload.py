@@ -16,6 +16,20 @@ def iso(when: datetime | None) -> str | None:
     return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+def sample() -> dict[str, Any]:
+    """A sample alert for `raqib test-channel`, in Arabic and English."""
+    from ulid import ULID  # noqa: PLC0415
+
+    now = datetime.now(UTC)
+    return build_payload(
+        alert_id=str(ULID()), created_at=now, rule_id="raqib-test",
+        rule_title="raqib test alert", severity="low", article_id=0,
+        url="https://example.org/raqib-test", title="اختبار: عين الأسد — a raqib test alert",
+        source="raqib", published=now, language="ar", story_id=0, story_sources=1,
+        matches=[{"term": "@ain-al-asad", "field": "title", "text": "عين الأسد",
+                  "snippet": "اختبار: عين الأسد — a raqib test alert"}])
+
+
 def build_payload(*, alert_id: str, created_at: datetime, rule_id: str, rule_title: str,
                   severity: str, article_id: int, url: str | None, title: str, source: str,
                   published: datetime | None, language: str | None, story_id: int,
