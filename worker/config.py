@@ -500,6 +500,12 @@ def _load_config(path: str, env: Mapping[str, str] | None,
     loaded, found = load_rules([*rule_paths, *(extra_rules or [])])
     problems.extend(found)
     warnings: list[Problem] = []
+    if main is not None:
+        for name, channel in main.channels.items():
+            if channel.digest is not None:
+                warnings.append(doc.problem(("channels", name, "digest"), (
+                    f"warning: channel {name!r}: 'digest:' is not applied by this version; "
+                    "the channel gets each alert as it is raised")))
     for rule, rdoc, where in loaded.rules:
         if rule.when is not None:
             warnings.append(rdoc.problem((*where, "when"), (
