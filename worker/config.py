@@ -483,6 +483,33 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None,
         return _load_config(path, env, extra_rules)
 
 
+def _warnings(main: MainConfig | None, doc: yamlfile.Document, loaded: LoadedRules,
+              source_names: set[str] | None) -> list[Problem]:
+    """What is valid but will not do what its writer may expect."""
+    warnings: list[Problem] = []
+    for name, channel in (main.channels if main else {}).items():
+        if channel.digest is not None:
+            warnings.append(doc.problem(("channels", name, "digest"), (
+                f"warning: channel {name!r}: 'digest:' is not applied by this version; "
+                "the channel gets each alert as it is raised")))
+    for rule, rdoc, where in loaded.rules:
+        if rule.when is not None:
+            warnings.append(rdoc.problem((*where, "when"), (
+                f"warning: rule {rule.id!r}: 'when:' windows are not evaluated by this version; "
+                "the rule raises no alert until they are")))
+        if rule.throttle is not None:
+            warnings.append(rdoc.problem((*where, "throttle"), (
+                f"warning: rule {rule.id!r}: 'throttle:' is not applied by this version; "
+                "the rule alerts on every matching story")))
+        for name in rule.sources or []:
+            if source_names is not None and not name.startswith("tag:") \
+                    and name not in source_names:
+                # A warning: rules may name sources of another deployment or removed ones.
+                warnings.append(rdoc.problem((*where, "sources"),
+                                             f"warning: no configured source is named {name!r}"))
+    return warnings
+
+
 def _load_config(path: str, env: Mapping[str, str] | None,
                  extra_rules: list[str] | None) -> Config:
     from worker.rules import compile_rules  # noqa: PLC0415 (the matcher imports this module)
@@ -499,31 +526,10 @@ def _load_config(path: str, env: Mapping[str, str] | None,
         source_names = None
     loaded, found = load_rules([*rule_paths, *(extra_rules or [])])
     problems.extend(found)
-    warnings: list[Problem] = []
-    if main is not None:
-        for name, channel in main.channels.items():
-            if channel.digest is not None:
-                warnings.append(doc.problem(("channels", name, "digest"), (
-                    f"warning: channel {name!r}: 'digest:' is not applied by this version; "
-                    "the channel gets each alert as it is raised")))
     for rule, rdoc, where in loaded.rules:
-        if rule.when is not None:
-            warnings.append(rdoc.problem((*where, "when"), (
-                f"warning: rule {rule.id!r}: 'when:' windows are not evaluated by this version; "
-                "the rule raises no alert until they are")))
-        if rule.throttle is not None:
-            warnings.append(rdoc.problem((*where, "throttle"), (
-                f"warning: rule {rule.id!r}: 'throttle:' is not applied by this version; "
-                "the rule alerts on every matching story")))
-        for ch in rule.notify or []:
-            if ch not in channels:
-                problems.append(rdoc.problem((*where, "notify"), f"unknown channel {ch!r}"))
-        for name in rule.sources or []:
-            if source_names is not None and not name.startswith("tag:") \
-                    and name not in source_names:
-                # A warning: rules may name sources of another deployment or removed ones.
-                warnings.append(rdoc.problem((*where, "sources"),
-                                             f"warning: no configured source is named {name!r}"))
+        problems.extend(rdoc.problem((*where, "notify"), f"unknown channel {ch!r}")
+                        for ch in rule.notify or [] if ch not in channels)
+    warnings = _warnings(main, doc, loaded, source_names)
     ruleset, found = compile_rules(loaded)
     problems.extend(found)
     if problems or main is None:

@@ -25,7 +25,8 @@ from worker.alerts.deliver import Deliverer, DeliveryReport
 from worker.errors import FetchError, ParseError
 from worker.fetch import Fetcher
 from worker.items import Article
-from worker.store import AlertSpec, IngestResult, Prepared, Store
+from worker.metrics import Metrics
+from worker.store import AlertSpec, IngestResult, Prepared, Raise, Store
 
 log = structlog.get_logger("raqib.pipeline")
 BIG_DOCUMENT = 1_000_000   # bytes
@@ -71,12 +72,49 @@ class Pipeline:
         self.clock = clock
         self.rand = rand
         self._big_parse = threading.Lock()
+        self.metrics = Metrics()
+        self.metrics.rules.set(len(cfg.ruleset))
         self.http = httpx.Client(trust_env=True)   # the webhooks' client
         self.deliverer = Deliverer(store, build_channels(cfg.main.channels, http=self.http),
-                                   cfg.main.channels, clock)
+                                   cfg.main.channels, clock, metrics=self.metrics)
         self.source_ids: dict[str, int] = {}
 
     # -- set-up -------------------------------------------------------------------------------
+
+    def apply(self, cfg: config.Config) -> None:
+        """Switch to a new configuration while running: rules, sources and channels. Work in
+        flight finishes with the configuration it started with."""
+        deliverer = Deliverer(self.store, build_channels(cfg.main.channels, http=self.http),
+                              cfg.main.channels, self.clock, metrics=self.metrics)
+        self.cfg = cfg
+        self.deliverer = deliverer
+        self.metrics.rules.set(len(cfg.ruleset))
+        self.sync_sources()
+
+    def catch_up(self, rule_ids: set[str], since: datetime) -> int:
+        """Run rules that were just added or changed over the articles stored since *since*,
+        so an article that arrived moments before its rule is not missed. Alerts are per
+        (rule, story) as always: nothing alerts twice."""
+        if not rule_ids:
+            return 0
+        names = {s.name: tuple(s.tags) for s in self.cfg.main.sources}
+        names |= {config.seed_source_name(f): ("seed",) for f in self.cfg.main.seeds}
+        raised = []
+        for article_id, story_id, article in self.store.iter_articles(since):
+            if story_id is None:
+                continue
+            article.tags = names.get(article.source, ())
+            for m in self.cfg.ruleset.match(article, only=rule_ids):
+                rule = m.rule.rule
+                spec = AlertSpec(rule.id, rule.display_title, rule.severity, m.explanations,
+                                 tuple(self.cfg.notify_of(rule)))
+                raised.append(Raise(spec, article_id, story_id, article.title, article.url))
+        alerts = self.store.raise_alerts(raised, self.clock())
+        for a in alerts:
+            self.metrics.alerts.labels(a.rule_id, a.severity).inc()
+            log.info("alert raised", rule=a.rule_id, severity=a.severity, title=a.title,
+                     url=a.url, article_id=a.article_id, alert_id=a.id, catch_up=True)
+        return len(alerts)
 
     def sync_sources(self) -> None:
         entries = [(s.name, redact.url(s.url), "feed") for s in self.cfg.main.sources]
@@ -102,7 +140,11 @@ class Pipeline:
     def _store(self, source: str, prepared: list[Prepared], **kw: object) -> IngestResult:
         result = self.store.ingest(self.source_ids[source], prepared, self.decide, self.clock(),
                                    **kw)  # type: ignore[arg-type]
+        self.metrics.articles.labels(source).inc(result.new)
+        self.metrics.duplicates.labels(source).inc(result.duplicates)
+        self.metrics.stories.inc(result.stories)
         for a in result.alerts:
+            self.metrics.alerts.labels(a.rule_id, a.severity).inc()
             log.info("alert raised", rule=a.rule_id, severity=a.severity, source=source,
                      title=a.title, url=a.url, article_id=a.article_id, alert_id=a.id)
         if result.new or result.alerts:
@@ -141,6 +183,15 @@ class Pipeline:
             return Polled(IngestResult(), error, nxt)
 
     def _poll_feed(self, src: config.Source, sid: int, started: datetime) -> Polled:
+        with self.metrics.poll_seconds.time():
+            polled, outcome = self._poll_feed_timed(src, sid, started)
+        self.metrics.polls.labels(src.name, outcome).inc()
+        if polled.error is None:
+            self.metrics.last_success.labels(src.name).set(started.timestamp())
+        return polled
+
+    def _poll_feed_timed(self, src: config.Source, sid: int,
+                         started: datetime) -> tuple[Polled, str]:
         state = self.store.source_state(sid)
         try:
             fetched = self.fetcher.fetch(src, etag=state.etag, last_modified=state.last_modified)
@@ -164,7 +215,7 @@ class Pipeline:
             self.store.record_poll(sid, now=started, error=str(exc), next_poll=nxt)
             log.warning("source failed", source=src.name, url=redact.url(src.url),
                         error=str(exc), failures=failures, next_poll=nxt)
-            return Polled(IngestResult(), str(exc), nxt)
+            return Polled(IngestResult(), str(exc), nxt), "error"
         if fetched.moved_to and fetched.moved_to != state.moved_to:
             log.warning("feed moved permanently; consider updating its url", source=src.name,
                         url=redact.url(src.url), moved_to=redact.url(fetched.moved_to))
@@ -172,7 +223,7 @@ class Pipeline:
         self.store.record_poll(
             sid, now=started, error=None, next_poll=nxt, moved_to=fetched.moved_to,
             validators=None if fetched.not_modified else (fetched.etag, fetched.last_modified))
-        return Polled(result, None, nxt)
+        return Polled(result, None, nxt), "not_modified" if fetched.not_modified else "ok"
 
     def _fill_full_text(self, src: config.Source, sid: int, prepared: list[Prepared]) -> None:
         """Fetch the page of each new article and take its main text as the body. A page that

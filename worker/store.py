@@ -90,6 +90,17 @@ class AlertSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Raise:
+    """An alert to raise for a stored article."""
+
+    spec: AlertSpec
+    article_id: int
+    story_id: int
+    title: str
+    url: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RaisedAlert:
     id: str
     rule_id: str
@@ -103,6 +114,7 @@ class RaisedAlert:
 class IngestResult:
     new: int = 0
     duplicates: int = 0
+    stories: int = 0
     alerts: list[RaisedAlert] = field(default_factory=list)
 
 
@@ -330,37 +342,85 @@ class Store:
         used = {sid for p, sid in zip(fresh, story_ids, strict=True)
                 if p.content_hash in inserted}
         lost = sorted(new_stories - used)
+        result.stories = len(new_stories & used)
         if lost:   # another worker stored these first: it raises their alerts
             conn.execute(delete(Story).where(Story.id.in_(lost)))
         result.new = len(inserted)
         result.duplicates += len(fresh) - len(inserted)
-        alert_rows, pending = [], {}
-        for p, sid, specs in zip(fresh, story_ids, decisions, strict=True):
-            article_id = inserted.get(p.content_hash)
-            if article_id is None:
-                continue
-            for spec in specs:
-                aid = str(ULID.from_datetime(now))
-                alert_rows.append({"id": aid, "rule_id": spec.rule_id,
-                                   "rule_title": spec.rule_title, "severity": spec.severity,
-                                   "story_id": sid, "article_id": article_id, "created_at": now})
-                pending[aid] = (spec, p, article_id)
-        if not alert_rows:
-            return
+        raised = [Raise(spec, inserted[p.content_hash], sid, p.article.title, p.url)
+                  for p, sid, specs in zip(fresh, story_ids, decisions, strict=True)
+                  if p.content_hash in inserted for spec in specs]
+        result.alerts.extend(self._insert_alerts(conn, raised, now))
+
+    def _insert_alerts(self, conn: Connection, raised: list[Raise],
+                       now: datetime) -> list[RaisedAlert]:
+        """Alerts with their matches and outbox rows; an alert that exists for its (rule,
+        story) is not raised again."""
+        if not raised:
+            return []
+        rows, pending = [], {}
+        for r in raised:
+            aid = str(ULID.from_datetime(now))
+            rows.append({"id": aid, "rule_id": r.spec.rule_id, "rule_title": r.spec.rule_title,
+                         "severity": r.spec.severity, "story_id": r.story_id,
+                         "article_id": r.article_id, "created_at": now})
+            pending[aid] = r
         stmt = self._insert(Alert).on_conflict_do_nothing().returning(Alert.id)
-        created = list(conn.scalars(stmt, alert_rows))
-        matches, deliveries = [], []
+        created = list(conn.scalars(stmt, rows))
+        matches, deliveries, out = [], [], []
         for aid in created:
-            spec, p, article_id = pending[aid]
-            matches += [{"alert_id": aid, **e.as_dict()} for e in spec.explanations]
+            r = pending[aid]
+            matches += [{"alert_id": aid, **e.as_dict()} for e in r.spec.explanations]
             deliveries += [{"alert_id": aid, "channel": ch, "status": "pending", "attempts": 0,
-                            "next_attempt": now, "created_at": now} for ch in spec.channels]
-            result.alerts.append(RaisedAlert(aid, spec.rule_id, spec.severity, article_id,
-                                             p.article.title, p.url))
+                            "next_attempt": now, "created_at": now} for ch in r.spec.channels]
+            out.append(RaisedAlert(aid, r.spec.rule_id, r.spec.severity, r.article_id, r.title,
+                                   r.url))
         if matches:
             conn.execute(self._insert(Match), matches)
         if deliveries:
             conn.execute(self._insert(Delivery), deliveries)
+        return out
+
+    def raise_alerts(self, raised: list[Raise], now: datetime) -> list[RaisedAlert]:
+        """Raise alerts for stored articles (rules added while the daemon runs catch up)."""
+        with self.begin() as conn:
+            return self._insert_alerts(conn, raised, now)
+
+    # -- housekeeping -------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Raise if the database does not answer."""
+        with self.engine.connect() as conn:
+            conn.execute(select(1))
+
+    def prune(self, before: datetime, batch: int = 5_000) -> int:
+        """Remove articles stored before *before*, except those an alert points to, and the
+        stories left with no article and no alert. Returns how many articles went."""
+        removed = 0
+        while True:
+            with self.begin() as conn:
+                ids = list(conn.scalars(
+                    select(ArticleRow.id)
+                    .where(ArticleRow.fetched_at < before,
+                           ArticleRow.id.not_in(select(Alert.article_id)))
+                    .limit(batch)))
+                if not ids:
+                    break
+                conn.execute(delete(ArticleRow).where(ArticleRow.id.in_(ids)))
+                removed += len(ids)
+        with self.begin() as conn:
+            conn.execute(delete(Story).where(
+                Story.id.not_in(select(ArticleRow.story_id).where(
+                    ArticleRow.story_id.is_not(None))),
+                Story.id.not_in(select(Alert.story_id))))
+        return removed
+
+    def vacuum(self) -> None:
+        """Give the space of pruned rows back to the file system (SQLite only)."""
+        if self.dialect != "sqlite":
+            return
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("VACUUM")
 
     # -- alerts and deliveries ----------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import structlog
 from worker import config
 from worker.alerts.channels import Channel
 from worker.errors import DeliveryError
+from worker.metrics import Metrics
 from worker.store import DueDelivery, Store
 
 log = structlog.get_logger("raqib.deliver")
@@ -76,7 +77,9 @@ class DeliveryReport:
 class Deliverer:
     def __init__(self, store: Store, channels: dict[str, Channel],
                  specs: dict[str, config.Channel], clock: Callable[[], datetime], *,
-                 rand: Callable[[], float] = random.random, batch: int = 500) -> None:
+                 rand: Callable[[], float] = random.random, batch: int = 500,
+                 metrics: Metrics | None = None) -> None:
+        self.metrics = metrics or Metrics()
         self.store = store
         self.channels = channels
         self.specs = specs
@@ -137,6 +140,7 @@ class Deliverer:
             self._failed(d, exc, report)
             return
         self.store.delivered(d.id, self.clock())
+        self.metrics.deliveries.labels(d.channel, "sent").inc()
         report.sent += 1
         log.info("alert delivered", channel=d.channel, alert_id=d.alert_id, attempt=d.attempts + 1)
 
@@ -155,6 +159,7 @@ class Deliverer:
         retry = None if give_up else now + max(retry_delay(attempts, self.rand),
                                                wait or timedelta(0))
         self.store.delivery_failed(d.id, error, retry)
+        self.metrics.deliveries.labels(d.channel, "dead" if give_up else "failed").inc()
         report.failed += 1
         if give_up:
             report.dead += 1

@@ -1,0 +1,99 @@
+"""The daemon's HTTP endpoint (``http.listen``): ``/healthz``, ``/metrics`` (Prometheus) and a
+small read-only dashboard at ``/`` (recent alerts and the sources' health)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from html import escape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import structlog
+
+from worker.alerts.payload import iso
+from worker.store import Store
+
+log = structlog.get_logger("raqib.web")
+
+Health = Callable[[], tuple[bool, str]]
+
+
+def _dashboard(store: Store) -> bytes:
+    alerts = store.alert_payloads(limit=50)
+    sources = store.sources()
+    rows = "".join(
+        f"<tr><td>{escape(a['created_at'] or '')}</td><td>{escape(a['rule']['severity'])}</td>"
+        f"<td>{escape(a['rule']['title'])}</td><td dir='auto'>"
+        + (f"<a href='{escape(a['article']['url'])}'>" if a["article"]["url"] else "")
+        + escape(a["article"]["title"] or "")
+        + ("</a>" if a["article"]["url"] else "")
+        + f"</td><td>{escape(a['article']['source'])}</td></tr>" for a in alerts)
+    health = "".join(
+        f"<tr><td>{escape(s.name)}</td><td>{escape(iso(s.last_poll) or '-')}</td>"
+        f"<td>{escape(iso(s.last_success) or '-')}</td><td>{s.failures}</td>"
+        f"<td>{escape(iso(s.next_poll) or '-')}</td><td>{escape(s.last_error or '')}</td></tr>"
+        for s in sources)
+    page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>raqib</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 8px;text-align:start;
+border-bottom:1px solid #ddd;font-size:14px}}</style></head><body>
+<h1>raqib</h1><h2>Recent alerts</h2><table><tr><th>raised</th><th>severity</th><th>rule</th>
+<th>article</th><th>source</th></tr>{rows}</table>
+<h2>Sources</h2><table><tr><th>name</th><th>last poll</th><th>last success</th>
+<th>failures</th><th>next poll</th><th>last error</th></tr>{health}</table></body></html>"""
+    return page.encode()
+
+
+class WebServer:
+    def __init__(self, listen: str, *, health: Health, metrics: Callable[[], bytes],
+                 store: Store) -> None:
+        host, _, port = listen.rpartition(":")
+        self.address = (host.strip("[]") or "127.0.0.1", int(port))
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                try:
+                    if path == "/healthz":
+                        ok, reason = server.health()
+                        body = json.dumps({"status": "ok" if ok else "unavailable",
+                                           "reason": reason}).encode()
+                        self._send(200 if ok else 503, "application/json", body)
+                    elif path == "/metrics":
+                        self._send(200, "text/plain; version=0.0.4; charset=utf-8",
+                                   server.metrics())
+                    elif path == "/":
+                        self._send(200, "text/html; charset=utf-8", _dashboard(server.store))
+                    else:
+                        self._send(404, "text/plain", b"not found\n")
+                except Exception as exc:   # one bad request must not stop the endpoint
+                    log.exception("http request failed", path=path)
+                    self._send(500, "text/plain", f"error: {type(exc).__name__}\n".encode())
+
+            def _send(self, status: int, kind: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.health = health
+        self.metrics = metrics
+        self.store = store
+        self.httpd = ThreadingHTTPServer(self.address, Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="http",
+                                       daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        log.info("http listening", listen=f"{self.address[0]}:{self.httpd.server_address[1]}")
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
