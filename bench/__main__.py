@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import matching, polling
+from bench import matching, polling, stories
 
-BENCHES = {"matching": matching.main, "polling": polling.main}
+BENCHES = {"matching": matching.main, "polling": polling.main, "stories": stories.main}
 
 
 def main(argv: list[str]) -> int:

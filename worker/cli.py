@@ -198,6 +198,23 @@ def cmd_articles(args: argparse.Namespace) -> int:
                                   ("url", "URL", 60)])
 
 
+def cmd_stories(args: argparse.Namespace) -> int:
+    def fetch(store: Store) -> list[dict[str, Any]]:
+        rows = store.stories(since=args.since)
+        return [{"id": str(s["id"]), "title": s["title"], "created": iso(s["created_at"]),
+                 "sources": s["sources"],
+                 "articles": [{**a, "published": iso(a["published"])} for a in s["articles"]]}
+                for s in rows]
+
+    if args.json:
+        return _listing(args, fetch, [])
+    return _listing(args, lambda store: [
+        {**s, "count": len(s["articles"]), "sources": ", ".join(s["sources"])}
+        for s in fetch(store)], [("id", "STORY", 8), ("created", "CREATED", 20),
+                                 ("count", "ARTICLES", 8), ("sources", "SOURCES", 40),
+                                 ("title", "TITLE", 70)])
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
     if args.action == "retry":
         return _retry_alert(args)
@@ -315,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--json", action="store_true")
     for name, fn, text in (("sources", cmd_sources, "sources and their health"),
                            ("articles", cmd_articles, "stored articles, newest first"),
+                           ("stories", cmd_stories, "stories: articles grouped across outlets"),
                            ("alerts", cmd_alerts, "alerts raised, newest first")):
         p = add(name, fn, text)
         p.add_argument("--json", action="store_true", help="one JSON array")

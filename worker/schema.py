@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -127,6 +128,18 @@ class Article(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     published: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary)   # MinHash, for stories
+
+
+class StoryBand(Base):
+    """The locality-sensitive hashing index of stories: an article's signature bands."""
+
+    __tablename__ = "story_bands"
+    __table_args__ = (Index(None, "band"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    band: Mapped[int] = mapped_column(BigInteger)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"),
+                                            index=True)
 
 
 class Alert(Base):

@@ -8,6 +8,7 @@ articles, their stories, alerts, matches and outbox deliveries together. Inserts
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,18 +27,22 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from ulid import ULID
 
+from worker import stories
 from worker.items import Article, Explanation
-from worker.schema import Alert, Delivery, Match, SeedFile, Source, Story
+from worker.schema import Alert, Delivery, Match, SeedFile, Source, Story, StoryBand
 from worker.schema import Article as ArticleRow
+from worker.stories import Signature
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 CHUNK = 500   # keys per IN (...) look-up
+INGEST_LOCK = 0x72616B6962 + 1   # the advisory lock ingests take turns under
 
 
 def database_url(url: str) -> str:
@@ -78,6 +83,14 @@ class Prepared:
     url_hash: str | None
     content_hash: str
     continues: str | None = None   # a GUID of this source whose story this article joins
+    _signature: Signature | None = None
+
+    @property
+    def signature(self) -> Signature:
+        """The article's MinHash signature, computed when first needed (new articles only)."""
+        if self._signature is None:
+            self._signature = stories.signature(self.article)
+        return self._signature
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +164,7 @@ class Store:
         self.url = database_url(url)
         self.engine = make_engine(self.url)
         self.dialect = self.engine.dialect.name
+        self._ingest_lock = threading.Lock()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -280,18 +294,27 @@ class Store:
     def ingest(self, source_id: int, batch: list[Prepared], decide: Decide, now: datetime,
                seed_files: Sequence[SeedFileUpdate] = ()) -> IngestResult:
         """Store what is new in *batch* and the alerts *decide* raises for it, in one
-        transaction (with *seed_files* recorded as read)."""
+        transaction (with *seed_files* recorded as read).
+
+        Ingests that store something take turns (a lock in this process, a PostgreSQL advisory
+        lock across workers), so two copies of one story arriving at once from two sources
+        still find each other; the unique constraints remain the last word on duplicates."""
         result = IngestResult()
-        with self.begin() as conn:
+        with self.engine.connect() as conn:
             known = self._known(conn, source_id, batch)
-            fresh: list[Prepared] = []
-            for p in batch:
-                keys = self._keys(p)
-                if any(k in known for k in keys):
-                    result.duplicates += 1
-                    continue
-                known.update(keys)   # a copy later in the same batch is a duplicate too
-                fresh.append(p)
+        fresh: list[Prepared] = []
+        for p in batch:
+            keys = self._keys(p)
+            if any(k in known for k in keys):
+                result.duplicates += 1
+                continue
+            known.update(keys)   # a copy later in the same batch is a duplicate too
+            fresh.append(p)
+        if not fresh and not seed_files:
+            return result
+        with self._ingest_lock, self.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": INGEST_LOCK})
             if fresh:
                 decisions = decide([p.article for p in fresh])
                 self._insert_new(conn, source_id, fresh, decisions, now=now, result=result)
@@ -300,30 +323,66 @@ class Store:
 
     def _stories(self, conn: Connection, source_id: int, fresh: list[Prepared],
                  now: datetime) -> tuple[list[int], set[int]]:
-        """A story for each new article: the story of the article it continues, if any, else
-        a new one. Returns the story ids in order and the ids of the stories created."""
+        """A story for each new article: the story of the article it continues (a seed file's
+        earlier version), else the story of a near-duplicate (stored or earlier in this
+        batch), else a new one. Returns the story ids in order and the ids created."""
         wanted = sorted({p.continues for p in fresh if p.continues})
-        known: dict[str, int] = {}
+        known: dict[str, tuple[str, int]] = {}
         for chunk in _chunks(wanted):
             q = (select(ArticleRow.guid, ArticleRow.story_id)
                  .where(ArticleRow.source_id == source_id, ArticleRow.guid.in_(chunk),
                         ArticleRow.story_id.is_not(None))
                  .order_by(ArticleRow.id))
-            known.update({g: s for g, s in conn.execute(q) if g is not None and s is not None})
-        need = [p for p in fresh if not (p.continues and p.continues in known)]
+            known.update({g: ("old", s) for g, s in conn.execute(q)
+                          if g is not None and s is not None})
+        stored = self._band_candidates(conn, [b for p in fresh for b in p.signature.bands()])
+        # A story per article: ("old", id) for a stored story, ("new", k) for the k-th new one.
+        local: dict[int, list[tuple[Signature, tuple[str, int]]]] = {}
+        keys: list[tuple[str, int]] = []
+        new_count = 0
+        for p in fresh:
+            key: tuple[str, int] | None = None
+            if p.continues and p.continues in known:
+                key = known[p.continues]
+            else:
+                best = 0.0
+                bands = p.signature.bands()
+                for band in bands:
+                    for sig, cand in [*stored.get(band, ()), *local.get(band, ())]:
+                        score = p.signature.similarity(sig)
+                        if score > best and p.signature.joins(sig):
+                            best, key = score, cand
+            if key is None:
+                key = ("new", new_count)
+                new_count += 1
+            if p.continues:
+                known[p.continues] = key   # a later version in this batch continues it
+            keys.append(key)
+            for band in p.signature.bands():
+                local.setdefault(band, []).append((p.signature, key))
+        firsts: dict[int, Prepared] = {}
+        for p, key in zip(fresh, keys, strict=True):
+            if key[0] == "new":
+                firsts.setdefault(key[1], p)
         new_ids = list(conn.scalars(
             self._insert(Story).returning(Story.id, sort_by_parameter_order=True),
-            [{"title": p.article.title, "created_at": now} for p in need])) if need else []
-        created = iter(new_ids)
-        out = []
-        for p in fresh:
-            if p.continues and p.continues in known:
-                out.append(known[p.continues])
-            else:
-                out.append(next(created))
-                if p.continues:
-                    known[p.continues] = out[-1]   # a second version in the same batch
-        return out, set(new_ids)
+            [{"title": firsts[k].article.title, "created_at": now} for k in range(new_count)]
+        )) if new_count else []
+        return ([new_ids[k] if kind == "new" else k for kind, k in keys], set(new_ids))
+
+    def _band_candidates(self, conn: Connection, bands: list[int]
+                         ) -> dict[int, list[tuple[Signature, tuple[str, int]]]]:
+        """Stored articles sharing any of *bands*: their signatures and stories."""
+        out: dict[int, list[tuple[Signature, tuple[str, int]]]] = {}
+        for chunk in _chunks(sorted(set(bands))):
+            q = (select(StoryBand.band, ArticleRow.signature, ArticleRow.story_id)
+                 .join(ArticleRow, ArticleRow.id == StoryBand.article_id)
+                 .where(StoryBand.band.in_(chunk), ArticleRow.story_id.is_not(None),
+                        ArticleRow.signature.is_not(None)))
+            for band, sig, story in conn.execute(q):
+                if sig is not None and story is not None:
+                    out.setdefault(band, []).append((Signature.from_bytes(sig), ("old", story)))
+        return out
 
     def _insert_new(self, conn: Connection, source_id: int, fresh: list[Prepared],
                     decisions: list[list[AlertSpec]], *, now: datetime,
@@ -335,10 +394,15 @@ class Store:
             "content_hash": p.content_hash, "title": p.article.title,
             "summary": p.article.summary, "body": p.article.body,
             "language": p.article.language, "published": p.article.published, "fetched_at": now,
+            "signature": p.signature.to_bytes(),
         } for p, sid in zip(fresh, story_ids, strict=True)]
         stmt = self._insert(ArticleRow).on_conflict_do_nothing().returning(
             ArticleRow.id, ArticleRow.content_hash)
         inserted = {c: i for i, c in conn.execute(stmt, rows)}
+        bands = [{"band": band, "article_id": inserted[p.content_hash]} for p in fresh
+                 if p.content_hash in inserted for band in p.signature.bands()]
+        if bands:
+            conn.execute(self._insert(StoryBand), bands)
         used = {sid for p, sid in zip(fresh, story_ids, strict=True)
                 if p.content_hash in inserted}
         lost = sorted(new_stories - used)
@@ -554,6 +618,32 @@ class Store:
                                           url=url, guid=guid, published=published,
                                           language=lang)
             last = rows[-1][0]
+
+    def stories(self, *, since: datetime | None = None,
+                limit: int | None = None) -> list[dict[str, Any]]:
+        """Stories with their articles and sources, newest first."""
+        q = select(Story.id, Story.title, Story.created_at).order_by(Story.created_at.desc(),
+                                                                   Story.id.desc())
+        if since is not None:
+            q = q.where(Story.created_at >= since)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            stories = [dict(r._mapping) for r in conn.execute(q)]
+            members: dict[int, list[dict[str, Any]]] = {s["id"]: [] for s in stories}
+            for chunk in _chunks(list(members)):
+                rows = conn.execute(
+                    select(ArticleRow.story_id, ArticleRow.id, Source.name, ArticleRow.url,
+                           ArticleRow.title, ArticleRow.published)
+                    .join(Source, Source.id == ArticleRow.source_id)
+                    .where(ArticleRow.story_id.in_(chunk)).order_by(ArticleRow.id))
+                for sid, aid, source, url, title, published in rows:
+                    members[int(sid or 0)].append({"id": aid, "source": source, "url": url,
+                                         "title": title, "published": published})
+        for s in stories:
+            s["articles"] = members[s["id"]]
+            s["sources"] = sorted({a["source"] for a in s["articles"]})
+        return stories
 
     def count_articles(self, since: datetime | None = None) -> int:
         q = select(func.count()).select_from(ArticleRow)

@@ -1,0 +1,77 @@
+"""Stories: near-duplicate articles grouped, so a story alerts once however many outlets and
+copies carry it.
+
+Each article gets a MinHash signature of its normalized text (word 3-shingles of token keys, so
+diacritics, tatweel, case and punctuation do not matter); locality-sensitive hashing cuts the
+signature into bands, and articles sharing a band are candidates. A candidate joins the story
+when the signatures' estimated Jaccard similarity passes the threshold (higher for short texts,
+where a few shared words mean little). Band hashes live in the database under an index, so
+the cost per article is one indexed look-up, whatever the number of stored articles, and the
+index survives restarts and is shared by every worker."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from worker import textnorm
+from worker.items import Article
+
+PERMUTATIONS = 128                  # similarity is estimated on all of them …
+BANDS, ROWS = 20, 5                 # … candidates come from the first 100: from ~0.55 up
+SHINGLE = 3
+THRESHOLD = 0.5                     # estimated Jaccard of 3-shingles to join a story
+SHORT = 30                          # tokens: below this, a text is short …
+SHORT_THRESHOLD = 0.8               # … and must be nearly the same to join
+_rng = np.random.default_rng(20261128)   # fixed: signatures must agree across processes
+# Multiply-shift hashing: (a·x + b) mod 2^64, top 32 bits; a odd. No modulo to compute.
+_A = _rng.integers(0, 1 << 63, size=PERMUTATIONS, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_B = _rng.integers(0, 1 << 63, size=PERMUTATIONS, dtype=np.uint64)
+_SHIFT = np.uint64(32)
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    values: np.ndarray          # PERMUTATIONS uint32 minima
+    tokens: int                 # how many tokens the text had
+
+    def bands(self) -> list[int]:
+        """One signed 64-bit hash per band (BIGINT-safe), the band's index mixed in."""
+        out = []
+        raw = self.values.astype("<u4").tobytes()
+        for b in range(BANDS):
+            digest = zlib.crc32(raw[b * ROWS * 4:(b + 1) * ROWS * 4], b) | (b << 32)
+            out.append(digest if digest < (1 << 63) else digest - (1 << 64))
+        return out
+
+    def to_bytes(self) -> bytes:
+        return self.values.astype("<u4").tobytes() + self.tokens.to_bytes(4, "little")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Signature:
+        return cls(np.frombuffer(data[:-4], dtype="<u4").astype(np.uint32),
+                   int.from_bytes(data[-4:], "little"))
+
+    def similarity(self, other: Signature) -> float:
+        return float(np.count_nonzero(self.values == other.values)) / PERMUTATIONS
+
+    def joins(self, other: Signature) -> bool:
+        """Whether two texts tell the same story."""
+        short = min(self.tokens, other.tokens) < SHORT
+        return self.similarity(other) >= (SHORT_THRESHOLD if short else THRESHOLD)
+
+
+def signature(article: Article) -> Signature:
+    keys = [*textnorm.keys(article.field_text("title")), *textnorm.keys(article.summary),
+            *textnorm.keys(article.body)]
+    if len(keys) < SHINGLE:
+        shingles = {" ".join(keys)}
+    else:
+        shingles = {" ".join(keys[i:i + SHINGLE]) for i in range(len(keys) - SHINGLE + 1)}
+    hashes = np.fromiter((zlib.crc32(s.encode()) for s in shingles), dtype=np.uint64,
+                         count=len(shingles))
+    # every permutation of every shingle, then the minimum per permutation
+    mixed = (np.outer(_A, hashes) + _B[:, None]) >> _SHIFT
+    return Signature(mixed.min(axis=1).astype(np.uint32), len(keys))
