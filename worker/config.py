@@ -493,14 +493,6 @@ def _warnings(main: MainConfig | None, doc: yamlfile.Document, loaded: LoadedRul
                 f"warning: channel {name!r}: 'digest:' is not applied by this version; "
                 "the channel gets each alert as it is raised")))
     for rule, rdoc, where in loaded.rules:
-        if rule.when is not None:
-            warnings.append(rdoc.problem((*where, "when"), (
-                f"warning: rule {rule.id!r}: 'when:' windows are not evaluated by this version; "
-                "the rule raises no alert until they are")))
-        if rule.throttle is not None:
-            warnings.append(rdoc.problem((*where, "throttle"), (
-                f"warning: rule {rule.id!r}: 'throttle:' is not applied by this version; "
-                "the rule alerts on every matching story")))
         for name in rule.sources or []:
             if source_names is not None and not name.startswith("tag:") \
                     and name not in source_names:

@@ -39,6 +39,7 @@ log = structlog.get_logger("raqib.daemon")
 SEED_INTERVAL = timedelta(minutes=1)
 DELIVERY_INTERVAL = timedelta(seconds=5)
 HOUSEKEEPING_INTERVAL = timedelta(hours=1)
+HELD_INTERVAL = timedelta(minutes=1)
 VACUUM_EVERY = timedelta(days=1)
 CATCH_UP = timedelta(minutes=10)   # a new rule also runs over articles this recent
 GRACE = timedelta(seconds=20)
@@ -83,6 +84,8 @@ class Daemon:
                                seconds=DELIVERY_INTERVAL.total_seconds())
         self.scheduler.add_job(self._housekeeping, "interval", id="housekeeping",
                                seconds=HOUSEKEEPING_INTERVAL.total_seconds())
+        self.scheduler.add_job(self._held, "interval", id="held",
+                               seconds=HELD_INTERVAL.total_seconds())
 
     def _add_seed_job(self, folder: str) -> None:
         self.scheduler.add_job(self._poll, "interval",
@@ -142,6 +145,16 @@ class Daemon:
             self.pipeline.deliver()
         except Exception:
             log.exception("job failed", job="delivery")
+
+    def _held(self) -> None:
+        """Throttled rules whose window passed with alerts held back alert now."""
+        if self.stopping.is_set():
+            return
+        try:
+            if self.pipeline.flush_held():
+                self._modify("delivery", self.pipeline.clock())
+        except Exception:
+            log.exception("job failed", job="held")
 
     def _housekeeping(self) -> None:
         if self.stopping.is_set():

@@ -24,7 +24,7 @@ from worker.alerts.channels import build_channels
 from worker.alerts.deliver import Deliverer, DeliveryReport
 from worker.errors import FetchError, ParseError
 from worker.fetch import Fetcher
-from worker.items import Article
+from worker.items import Article, Explanation
 from worker.metrics import Metrics
 from worker.store import AlertSpec, IngestResult, Prepared, Raise, Store
 
@@ -100,15 +100,14 @@ class Pipeline:
         names = {s.name: tuple(s.tags) for s in self.cfg.main.sources}
         names |= {config.seed_source_name(f): ("seed",) for f in self.cfg.main.seeds}
         raised = []
-        for article_id, story_id, article in self.store.iter_articles(since):
+        for article_id, story_id, article, _ in self.store.iter_articles(since):
             if story_id is None:
                 continue
             article.tags = names.get(article.source, ())
             for m in self.cfg.ruleset.match(article, only=rule_ids):
-                rule = m.rule.rule
-                spec = AlertSpec(rule.id, rule.display_title, rule.severity, m.explanations,
-                                 tuple(self.cfg.notify_of(rule)))
-                raised.append(Raise(spec, article_id, story_id, article.title, article.url))
+                raised.append(Raise(self.spec(m.rule.rule, m.explanations), article_id,
+                                    story_id, article.title, article.url,
+                                    self.source_ids.get(article.source, 0), article.published))
         alerts = self.store.raise_alerts(raised, self.clock())
         for a in alerts:
             self.metrics.alerts.labels(a.rule_id, a.severity).inc()
@@ -129,13 +128,26 @@ class Pipeline:
         out = []
         for a in articles:
             a.language = language.detect(f"{a.title}\n{a.summary}\n{a.body}", a.feed_language)
-            specs = []
-            for m in self.cfg.ruleset.match(a):
-                rule = m.rule.rule
-                specs.append(AlertSpec(rule.id, rule.display_title, rule.severity,
-                                       m.explanations, tuple(self.cfg.notify_of(rule))))
-            out.append(specs)
+            out.append([self.spec(m.rule.rule, m.explanations) for m in self.cfg.ruleset.match(a)])
         return out
+
+    def spec(self, rule: config.Rule, explanations: tuple[Explanation, ...] = ()) -> AlertSpec:
+        """What an alert of *rule* needs: its title, channels, window and throttle."""
+        when = (rule.when.count, rule.when.within, rule.when.distinct_sources) \
+            if rule.when is not None else None
+        return AlertSpec(rule.id, rule.display_title, rule.severity, explanations,
+                         tuple(self.cfg.notify_of(rule)), when, rule.throttle)
+
+    def flush_held(self) -> int:
+        """Alerts that throttles held back, once their window has passed without a new one."""
+        specs = {cr.rule.id: self.spec(cr.rule) for cr in self.cfg.ruleset.rules
+                 if cr.rule.throttle is not None}
+        alerts = self.store.flush_held(self.clock(), specs) if specs else []
+        for a in alerts:
+            self.metrics.alerts.labels(a.rule_id, a.severity).inc()
+            log.info("alert raised", rule=a.rule_id, severity=a.severity, title=a.title,
+                     url=a.url, article_id=a.article_id, alert_id=a.id, held=True)
+        return len(alerts)
 
     def _store(self, source: str, prepared: list[Prepared], **kw: object) -> IngestResult:
         result = self.store.ingest(self.source_ids[source], prepared, self.decide, self.clock(),
@@ -293,5 +305,6 @@ class Pipeline:
             report.new += result.new
             report.duplicates += result.duplicates
             report.alerts += len(result.alerts)
+        report.alerts += self.flush_held()
         report.delivery = self.deliver(until_done=True)
         return report

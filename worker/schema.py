@@ -152,6 +152,32 @@ class Alert(Base):
     story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"))
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detail: Mapped[str | None] = mapped_column(Text)   # JSON: a window's count, what a
+    #                                                    throttle held back
+
+
+class RuleHit(Base):
+    """An article a windowed (`when:`) rule matched, for counting its window."""
+
+    __tablename__ = "rule_hits"
+    __table_args__ = (UniqueConstraint("rule_id", "article_id"), Index(None, "rule_id", "at"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(200))
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    story_id: Mapped[int] = mapped_column(BigId)
+    source_id: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RuleState(Base):
+    """Per rule: when its window last fired, when it last alerted, and what its throttle
+    holds back (JSON)."""
+
+    __tablename__ = "rule_state"
+    rule_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_alert_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    held: Mapped[str | None] = mapped_column(Text)
 
 
 class Match(Base):

@@ -8,11 +8,12 @@ articles, their stories, alerts, matches and outbox deliveries together. Inserts
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,25 @@ from ulid import ULID
 
 from worker import stories
 from worker.items import Article, Explanation
-from worker.schema import Alert, Delivery, Match, SeedFile, Source, Story, StoryBand
+from worker.schema import (
+    Alert,
+    Delivery,
+    Match,
+    RuleHit,
+    RuleState,
+    SeedFile,
+    Source,
+    Story,
+    StoryBand,
+)
 from worker.schema import Article as ArticleRow
 from worker.stories import Signature
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 CHUNK = 500   # keys per IN (...) look-up
 INGEST_LOCK = 0x72616B6962 + 1   # the advisory lock ingests take turns under
+MAX_HELD_TITLES = 20
+MAX_HELD_TITLES = 20
 
 
 def database_url(url: str) -> str:
@@ -100,6 +113,8 @@ class AlertSpec:
     severity: str
     explanations: tuple[Explanation, ...]
     channels: tuple[str, ...]
+    when: tuple[int, timedelta, bool] | None = None   # count, within, distinct_sources
+    throttle: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +126,8 @@ class Raise:
     story_id: int
     title: str
     url: str | None
+    source_id: int = 0
+    at: datetime | None = None      # the article's time, for windows (published, else now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,23 +428,114 @@ class Store:
             conn.execute(delete(Story).where(Story.id.in_(lost)))
         result.new = len(inserted)
         result.duplicates += len(fresh) - len(inserted)
-        raised = [Raise(spec, inserted[p.content_hash], sid, p.article.title, p.url)
+        raised = [Raise(spec, inserted[p.content_hash], sid, p.article.title, p.url, source_id,
+                        p.article.published)
                   for p, sid, specs in zip(fresh, story_ids, decisions, strict=True)
                   if p.content_hash in inserted for spec in specs]
-        result.alerts.extend(self._insert_alerts(conn, raised, now))
+        result.alerts.extend(self._raise(conn, raised, now))
 
-    def _insert_alerts(self, conn: Connection, raised: list[Raise],
+    def _raise(self, conn: Connection, raised: list[Raise], now: datetime) -> list[RaisedAlert]:
+        """Plain rules alert at once; a `when:` rule when its window fills; a throttled rule
+        at most once per throttle window, holding the rest for its next alert."""
+        ready: list[tuple[Raise, dict[str, Any] | None]] = []
+        for r in raised:
+            detail: dict[str, Any] | None = None
+            if r.spec.when is not None:
+                detail = self._window(conn, r, now)
+                if detail is None:
+                    continue
+            if r.spec.throttle is not None:
+                go, detail = self._throttle(conn, r, now, detail)
+                if not go:
+                    continue
+            ready.append((r, detail))
+        return self._insert_alerts(conn, ready, now)
+
+    def _state(self, conn: Connection, rule_id: str) -> RuleState | None:
+        row = conn.execute(select(RuleState).where(RuleState.rule_id == rule_id)).first()
+        return RuleState(**row._mapping) if row is not None else None
+
+    def _set_state(self, conn: Connection, rule_id: str, **values: Any) -> None:
+        stmt = self._insert(RuleState).values(rule_id=rule_id, **values)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["rule_id"], set_=values))
+
+    def _window(self, conn: Connection, r: Raise, now: datetime) -> dict[str, Any] | None:
+        """Record the hit; the window's detail when it fills (once per window), else None."""
+        assert r.spec.when is not None
+        count, within, distinct = r.spec.when
+        at = min(r.at or now, now)
+        conn.execute(self._insert(RuleHit).on_conflict_do_nothing(), [{
+            "rule_id": r.spec.rule_id, "article_id": r.article_id, "story_id": r.story_id,
+            "source_id": r.source_id, "at": at}])
+        state = self._state(conn, r.spec.rule_id)
+        cond = [RuleHit.rule_id == r.spec.rule_id, RuleHit.at > at - within, RuleHit.at <= at]
+        if state is not None and state.last_fired_at is not None:
+            cond.append(RuleHit.at > state.last_fired_at)   # each window fires once
+        column = RuleHit.source_id if distinct else RuleHit.story_id
+        seen = int(conn.scalar(select(func.count(func.distinct(column))).where(*cond)) or 0)
+        if seen < count:
+            return None
+        self._set_state(conn, r.spec.rule_id, last_fired_at=at)
+        return {"window": {"count": seen, "within_seconds": int(within.total_seconds()),
+                           "distinct_sources": distinct}}
+
+    def _throttle(self, conn: Connection, r: Raise, now: datetime,
+                  detail: dict[str, Any] | None) -> tuple[bool, dict[str, Any] | None]:
+        """Whether the rule may alert now; what it held back since its last alert rides along."""
+        assert r.spec.throttle is not None
+        state = self._state(conn, r.spec.rule_id)
+        held: dict[str, Any] = json.loads(state.held) if state is not None and state.held \
+            else {"count": 0, "titles": [], "stories": []}
+        last = state.last_alert_at if state is not None else None
+        if last is not None and now - last < r.spec.throttle:
+            if r.story_id not in held["stories"]:
+                held["count"] += 1
+                held["titles"] = [*held["titles"], r.title][-MAX_HELD_TITLES:]
+                held["stories"].append(r.story_id)
+                held["last"] = {"article_id": r.article_id, "story_id": r.story_id,
+                                "title": r.title, "url": r.url}
+            self._set_state(conn, r.spec.rule_id, held=json.dumps(held, ensure_ascii=False))
+            return False, detail
+        if held["count"]:
+            detail = {**(detail or {}), "held": {"count": held["count"],
+                                                 "titles": held["titles"]}}
+        self._set_state(conn, r.spec.rule_id, last_alert_at=now, held=None)
+        return True, detail
+
+    def flush_held(self, now: datetime, specs: dict[str, AlertSpec]) -> list[RaisedAlert]:
+        """Throttled rules whose window has passed with alerts held back: one alert now, for
+        the last story held, carrying the count and titles of all of them."""
+        out: list[RaisedAlert] = []
+        with self._ingest_lock, self.begin() as conn:
+            rows = conn.execute(select(RuleState).where(RuleState.held.is_not(None))).all()
+            for row in rows:
+                spec = specs.get(row.rule_id)
+                if spec is None or spec.throttle is None or row.last_alert_at is None \
+                        or now - row.last_alert_at < spec.throttle:
+                    continue
+                held = json.loads(row.held)
+                last = held.get("last")
+                if not held.get("count") or not last:
+                    continue
+                r = Raise(spec, last["article_id"], last["story_id"], last["title"], last["url"])
+                detail = {"held": {"count": held["count"], "titles": held["titles"]}}
+                self._set_state(conn, row.rule_id, last_alert_at=now, held=None)
+                out += self._insert_alerts(conn, [(r, detail)], now)
+        return out
+
+    def _insert_alerts(self, conn: Connection, raised: list[tuple[Raise, dict[str, Any] | None]],
                        now: datetime) -> list[RaisedAlert]:
         """Alerts with their matches and outbox rows; an alert that exists for its (rule,
         story) is not raised again."""
         if not raised:
             return []
         rows, pending = [], {}
-        for r in raised:
+        for r, detail in raised:
             aid = str(ULID.from_datetime(now))
             rows.append({"id": aid, "rule_id": r.spec.rule_id, "rule_title": r.spec.rule_title,
                          "severity": r.spec.severity, "story_id": r.story_id,
-                         "article_id": r.article_id, "created_at": now})
+                         "article_id": r.article_id, "created_at": now,
+                         "detail": json.dumps(detail, ensure_ascii=False) if detail else None})
             pending[aid] = r
         stmt = self._insert(Alert).on_conflict_do_nothing().returning(Alert.id)
         created = list(conn.scalars(stmt, rows))
@@ -447,8 +555,10 @@ class Store:
 
     def raise_alerts(self, raised: list[Raise], now: datetime) -> list[RaisedAlert]:
         """Raise alerts for stored articles (rules added while the daemon runs catch up)."""
-        with self.begin() as conn:
-            return self._insert_alerts(conn, raised, now)
+        with self._ingest_lock, self.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": INGEST_LOCK})
+            return self._raise(conn, raised, now)
 
     # -- housekeeping -------------------------------------------------------------------------
 
@@ -528,7 +638,8 @@ class Store:
                 rule_title=m["rule_title"], severity=m["severity"], article_id=m["article_id"],
                 url=m["url"], title=m["title"], source=m["name"], published=m["published"],
                 language=m["language"], story_id=m["story_id"],
-                story_sources=story_sources.get(m["story_id"], 1), matches=matches[m["id"]]))
+                story_sources=story_sources.get(m["story_id"], 1), matches=matches[m["id"]],
+                detail=json.loads(m["detail"]) if m["detail"] else None))
         return out
 
     def due_deliveries(self, now: datetime, *, channels: Sequence[str],
@@ -598,13 +709,14 @@ class Store:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def iter_articles(self, since: datetime | None = None,
-                      batch: int = 1000) -> Iterator[tuple[int, int | None, Article]]:
-        """Every stored article as (article id, story id, Article), oldest first, read in
-        batches (keyset pagination, so memory stays flat however many there are)."""
+                      batch: int = 1000) -> Iterator[tuple[int, int | None, Article, datetime]]:
+        """Every stored article as (article id, story id, Article, when it was stored), oldest
+        first, read in batches (keyset pagination: memory stays flat however many there
+        are)."""
         last = 0
         q = (select(ArticleRow.id, ArticleRow.story_id, Source.name, ArticleRow.title,
                     ArticleRow.summary, ArticleRow.body, ArticleRow.url, ArticleRow.guid,
-                    ArticleRow.published, ArticleRow.language)
+                    ArticleRow.published, ArticleRow.language, ArticleRow.fetched_at)
              .join(Source, Source.id == ArticleRow.source_id).order_by(ArticleRow.id))
         if since is not None:
             q = q.where(ArticleRow.fetched_at >= since)
@@ -613,10 +725,10 @@ class Store:
                 rows = conn.execute(q.where(ArticleRow.id > last).limit(batch)).all()
             if not rows:
                 return
-            for aid, story, source, title, summary, body, url, guid, published, lang in rows:
+            for aid, story, source, title, summary, body, url, guid, published, lang, at in rows:
                 yield aid, story, Article(source=source, title=title, summary=summary, body=body,
                                           url=url, guid=guid, published=published,
-                                          language=lang)
+                                          language=lang), at
             last = rows[-1][0]
 
     def stories(self, *, since: datetime | None = None,

@@ -33,7 +33,10 @@ def sample() -> dict[str, Any]:
 def build_payload(*, alert_id: str, created_at: datetime, rule_id: str, rule_title: str,
                   severity: str, article_id: int, url: str | None, title: str, source: str,
                   published: datetime | None, language: str | None, story_id: int,
-                  story_sources: int, matches: list[dict[str, str]]) -> dict[str, Any]:
+                  story_sources: int, matches: list[dict[str, str]],
+                  detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The payload; *detail* adds ``window`` (a `when:` rule's count) or ``held`` (what a
+    throttle held back: count and titles)."""
     return {
         "schema": SCHEMA,
         "id": alert_id,
@@ -43,4 +46,5 @@ def build_payload(*, alert_id: str, created_at: datetime, rule_id: str, rule_tit
                     "published": iso(published), "language": language},
         "story": {"id": str(story_id), "sources": story_sources},
         "matches": matches,
+        **(detail or {}),
     }

@@ -326,8 +326,8 @@ def compile_rules(loaded: LoadedRules) -> tuple[RuleSet, list[Problem]]:
     compiled: list[CompiledRule] = []
     for rule, doc, where in loaded.rules:
         expr = comp.expr(rule.match, doc, (*where, "match"))
-        if expr is None or rule.when is not None:
-            continue   # a `when:` rule is checked but not run until windows are evaluated
+        if expr is None:
+            continue
         names = tags = None
         if rule.sources is not None:
             names = frozenset(s for s in rule.sources if not s.startswith("tag:"))
