@@ -263,3 +263,34 @@ def test_smtp_with_login(tmp_path: Path, clock: Clock) -> None:
     finally:
         ctl.stop()
     assert len(got) == 1
+
+
+def test_digests_by_email_and_webhook(tmp_path: Path, clock: Clock, mailbox: Mailbox,
+                                      http_server: Server) -> None:
+    verifying(http_server)
+    p = setup(tmp_path, {"mail": email_channel(mailbox.port, digest="hourly"),
+                         "hook": webhook_channel(http_server, digest="daily 07:30 UTC")},
+              clock, seeds=3)
+    report = p.run_once()
+    assert (report.alerts, report.delivery.sent) == (3, 0)
+    assert mailbox.messages == [] and http_server.posts == []
+    assert p.deliverer.digest("mail") == 3
+    assert p.deliverer.digest("hook") == 3
+    [msg] = mailbox.messages
+    assert msg["Subject"] == "[raqib] digest: 3 alert(s) in 1 rule(s)"
+    html = msg.get_body(("html",)).get_content()
+    assert "&lt;script&gt;" in html and "<script>" not in html
+    [(_, headers, body)] = http_server.posts
+    digest = json.loads(body)
+    assert digest["schema"] == "raqib.digest/1" and headers["webhook-id"] == digest["id"]
+    p.close()
+
+
+@pytest.mark.parametrize("value", ["weekly", "daily 25:00", "daily 08:00 Mars/Olympus"])
+def test_bad_digest_schedules_are_refused(tmp_path: Path, value: str) -> None:
+    from worker.errors import ConfigError  # noqa: PLC0415
+
+    write(tmp_path / "raqib.yaml", yaml.safe_dump({"channels": {
+        "log": {"type": "file", "path": "x.jsonl", "digest": value}}}))
+    with pytest.raises(ConfigError, match="digest"):
+        config.load_config(str(tmp_path / "raqib.yaml"), env={})

@@ -3,6 +3,7 @@ repeats them; a throttle holds alerts back and folds them into the next one, nev
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -153,4 +154,46 @@ rules:
     # All at once: one alert, then the three held back, flushed on the last of them.
     first, flushed = results["replay-throttle"].hits
     assert (first.held, flushed.held) == (0, 3)
+    p.close()
+
+
+def test_digest_gathers_alerts_until_its_hour(tmp_path: Path, http_server: Server,
+                                              clock: Clock) -> None:
+    """A digest channel gets nothing one by one; at its time, one message with every alert
+    since the last digest, grouped by rule with story counts. A channel without a digest
+    gets each alert as usual."""
+    from apscheduler.triggers.cron import CronTrigger  # noqa: PLC0415
+
+    from worker.daemon import Daemon  # noqa: PLC0415
+
+    for s in range(4):
+        feed(http_server, s, [(s, TEXTS[s])])
+    write(tmp_path / "rules/r.yaml", "rules:\n  - id: asad\n    match: Ain al-Asad\n"
+                                     "  - id: coalition\n    match: coalition\n")
+    write(tmp_path / "raqib.yaml", yaml.safe_dump({
+        "database": f"sqlite:///{tmp_path}/raqib.db", "rules": [str(tmp_path / "rules")],
+        "sources": [{"name": f"s{i}", "url": http_server.url(f"/s{i}")} for i in range(4)],
+        "channels": {
+            "now": {"type": "file", "path": str(tmp_path / "now.jsonl")},
+            "daily": {"type": "file", "path": str(tmp_path / "daily.jsonl"),
+                      "digest": "daily 08:00 Asia/Baghdad"}},
+        "defaults": {"notify": ["now", "daily"]}}))
+    cfg = config.load_config(str(tmp_path / "raqib.yaml"), env={})
+    store = Store(cfg.main.database)
+    store.migrate()
+    p = Pipeline(cfg, store, clock=clock)
+    p.sync_sources()
+    report = p.run_once()
+    assert report.alerts == 5 and report.delivery.sent == 5          # "now" only
+    assert not (tmp_path / "daily.jsonl").exists()
+    assert p.deliverer.digest("daily") == 5
+    [digest] = [json.loads(x) for x in (tmp_path / "daily.jsonl").read_text().splitlines()]
+    assert digest["schema"] == "raqib.digest/1" and digest["alerts"] == 5
+    assert {(r["id"], r["alerts"], r["stories"]) for r in digest["rules"]} == {
+        ("asad", 4, 4), ("coalition", 1, 1)}
+    assert p.deliverer.digest("daily") == 0                          # nothing twice
+    d = Daemon(p, web=False, watch=False)
+    d._schedule()
+    trigger = d.scheduler.get_job("digest:daily").trigger
+    assert isinstance(trigger, CronTrigger) and str(trigger.timezone) == "Asia/Baghdad"
     p.close()

@@ -21,6 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -171,8 +172,37 @@ def check_secret(value: str | None) -> str | None:
     return value
 
 
+_DIGEST = re.compile(r"^\s*(hourly|daily\s+(\d{1,2}):(\d{2})(?:\s+(\S+))?)\s*$")
+
+
+def parse_digest(value: str) -> tuple[str, int, int, str]:
+    """``hourly`` -> ("hourly", 0, 0, "UTC"); ``daily 08:00 Asia/Baghdad`` -> ("daily", 8, 0,
+    "Asia/Baghdad")."""
+    m = _DIGEST.match(value)
+    if not m:
+        raise ValueError(f"not a digest schedule: {value!r} (use hourly, or daily 08:00 "
+                         "with an optional time zone such as Asia/Baghdad)")
+    if m.group(1) == "hourly":
+        return "hourly", 0, 0, "UTC"
+    hour, minute, zone = int(m.group(2)), int(m.group(3)), m.group(4) or "UTC"
+    if hour > 23 or minute > 59:
+        raise ValueError(f"not a time of day: {m.group(2)}:{m.group(3)}")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {zone!r}") from None
+    return "daily", hour, minute, zone
+
+
+def check_digest(value: str | None) -> str | None:
+    if value is not None:
+        parse_digest(value)
+    return value
+
+
 class _Channel(Model):
-    digest: str | None = None          # "hourly" or "daily 08:00 [Zone/Name]" (digests issue)
+    # "hourly", or "daily 08:00 [Zone/Name]": alerts are gathered into one message then
+    digest: Annotated[str | None, AfterValidator(check_digest)] = None
     rate: Annotated[str | None, AfterValidator(check_rate)] = None   # "30/min"
     max_attempts: int | None = Field(default=None, gt=0)
 
@@ -483,15 +513,9 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None,
         return _load_config(path, env, extra_rules)
 
 
-def _warnings(main: MainConfig | None, doc: yamlfile.Document, loaded: LoadedRules,
-              source_names: set[str] | None) -> list[Problem]:
+def _warnings(loaded: LoadedRules, source_names: set[str] | None) -> list[Problem]:
     """What is valid but will not do what its writer may expect."""
     warnings: list[Problem] = []
-    for name, channel in (main.channels if main else {}).items():
-        if channel.digest is not None:
-            warnings.append(doc.problem(("channels", name, "digest"), (
-                f"warning: channel {name!r}: 'digest:' is not applied by this version; "
-                "the channel gets each alert as it is raised")))
     for rule, rdoc, where in loaded.rules:
         for name in rule.sources or []:
             if source_names is not None and not name.startswith("tag:") \
@@ -521,7 +545,7 @@ def _load_config(path: str, env: Mapping[str, str] | None,
     for rule, rdoc, where in loaded.rules:
         problems.extend(rdoc.problem((*where, "notify"), f"unknown channel {ch!r}")
                         for ch in rule.notify or [] if ch not in channels)
-    warnings = _warnings(main, doc, loaded, source_names)
+    warnings = _warnings(loaded, source_names)
     ruleset, found = compile_rules(loaded)
     problems.extend(found)
     if problems or main is None:

@@ -2,7 +2,8 @@
 
 Jobs: one per feed source (at its own next poll), one per seed folder (every minute, and at
 once when a file in it changes), delivery (every few seconds, and at once when alerts are
-raised) and housekeeping (hourly: retention, and SQLite's vacuum once a day). Each job is
+raised), one per digest channel (at its hour), throttled alerts held past their window (every
+minute) and housekeeping (hourly: retention, and SQLite's vacuum once a day). Each job is
 coalesced and runs one instance at a time.
 
 The configuration, rule files and entity packs are watched and reloaded on change and on
@@ -27,6 +28,7 @@ import structlog
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 
 from worker import config
 from worker.errors import ConfigError
@@ -86,6 +88,28 @@ class Daemon:
                                seconds=HOUSEKEEPING_INTERVAL.total_seconds())
         self.scheduler.add_job(self._held, "interval", id="held",
                                seconds=HELD_INTERVAL.total_seconds())
+        self._schedule_digests()
+
+    def _schedule_digests(self) -> None:
+        """A job per channel with a digest, at its hour (or every hour), in its time zone."""
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("digest:"):
+                job.remove()
+        for name, spec in self.pipeline.cfg.main.channels.items():
+            if spec.digest is None:
+                continue
+            kind, hour, minute, zone = config.parse_digest(spec.digest)
+            trigger = CronTrigger(minute=0, timezone="UTC") if kind == "hourly" else \
+                CronTrigger(hour=hour, minute=minute, timezone=zone)
+            self.scheduler.add_job(self._digest, trigger, args=[name], id=f"digest:{name}")
+
+    def _digest(self, name: str) -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            self.pipeline.deliverer.digest(name)
+        except Exception:
+            log.exception("job failed", job=f"digest {name}")
 
     def _add_seed_job(self, folder: str) -> None:
         self.scheduler.add_job(self._poll, "interval",
@@ -202,6 +226,7 @@ class Daemon:
                 return False
             self.pipeline.apply(new)
             self._schedule_sources(new, old)
+            self._schedule_digests()
             for folder in set(new.main.seeds) - set(old.main.seeds):
                 self._add_seed_job(folder)
             for folder in set(old.main.seeds) - set(new.main.seeds):

@@ -653,6 +653,15 @@ class Store:
         with self.engine.connect() as conn:
             return [DueDelivery(*r) for r in conn.execute(q)]
 
+    def pending_deliveries(self, channel: str, limit: int = 5000) -> list[DueDelivery]:
+        """Every pending delivery of *channel*, whatever its time (a digest takes them all)."""
+        q = (select(Delivery.id, Delivery.alert_id, Delivery.channel, Delivery.attempts,
+                    Delivery.created_at)
+             .where(Delivery.status == "pending", Delivery.channel == channel)
+             .order_by(Delivery.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [DueDelivery(*r) for r in conn.execute(q)]
+
     def delivered(self, delivery_id: int, now: datetime) -> None:
         with self.begin() as conn:
             conn.execute(update(Delivery).where(Delivery.id == delivery_id).values(

@@ -24,6 +24,7 @@ import structlog
 
 from worker import config
 from worker.alerts.channels import Channel
+from worker.alerts.digest import build_digest
 from worker.errors import DeliveryError
 from worker.metrics import Metrics
 from worker.store import DueDelivery, Store
@@ -89,7 +90,34 @@ class Deliverer:
         now = clock()
         self.limits = {name: RateLimit(*config.parse_rate(spec.rate), now)
                        for name, spec in specs.items() if spec.rate}
+        # Channels with a digest get their alerts at digest time, not one by one.
+        self.immediate = sorted(n for n in channels if not (n in specs and specs[n].digest))
         self._lock = threading.Lock()   # one delivery round at a time
+
+    def digest(self, name: str) -> int:
+        """Send channel *name* one message with every alert waiting for it; returns how many
+        alerts it carried (0: nothing to send, or it failed and they wait for the next)."""
+        with self._lock:
+            due = self.store.pending_deliveries(name)
+            if not due:
+                return 0
+            payloads = self.store.alert_payloads(ids=sorted({d.alert_id for d in due}))
+            digest = build_digest(name, payloads, self.clock())
+            try:
+                self.channels[name].send_digest(digest)
+            except Exception as exc:   # the isolation boundary of one digest
+                for d in due:
+                    self.store.delivery_failed(d.id, f"digest: {exc}", self.clock())
+                self.metrics.deliveries.labels(name, "failed").inc(len(due))
+                log.warning("digest failed; its alerts wait for the next one", channel=name,
+                            alerts=len(due), error=str(exc))
+                return 0
+            now = self.clock()
+            for d in due:
+                self.store.delivered(d.id, now)
+            self.metrics.deliveries.labels(name, "sent").inc(len(due))
+            log.info("digest delivered", channel=name, alerts=len(due), digest_id=digest["id"])
+            return len(due)
 
     def run(self, *, until_done: bool = False) -> DeliveryReport:
         """Send what is due: one batch, or (``until_done``) batches until nothing due can be
@@ -97,7 +125,7 @@ class Deliverer:
         report = DeliveryReport()
         with self._lock:
             while True:
-                due = self.store.due_deliveries(self.clock(), channels=sorted(self.channels),
+                due = self.store.due_deliveries(self.clock(), channels=self.immediate,
                                                 limit=self.batch)
                 if not due:
                     break

@@ -71,6 +71,31 @@ class Renderer:
         return subject, text, html
 
 
+DIGEST_TEXT = """raqib digest: {{ digest.alerts }} alert(s) since {{ digest.since }}
+{% for rule in digest.rules %}
+{{ rule.title }} ({{ rule.severity }}): {{ rule.alerts }} alert(s), {{ rule.stories }} story(ies)
+{% for item in rule["items"] %}  - {{ item.title }} [{{ item.source }}] {{ item.url or "" }}
+{% endfor %}{% endfor %}"""
+
+DIGEST_HTML = """<!DOCTYPE html><html><head><meta charset="utf-8"></head>
+<body style="font-family: Arial, 'Noto Naskh Arabic', sans-serif;">
+<h2>raqib digest: {{ digest.alerts }} alert(s)</h2>
+{% for rule in digest.rules %}<h3>{{ rule.title }} <small>({{ rule.severity }}) ·
+{{ rule.alerts }} alert(s), {{ rule.stories }} story(ies)</small></h3><ul>
+{% for item in rule["items"] %}<li dir="auto">{% if item.url %}<a href="{{ item.url }}">{% endif %}
+{{ item.title }}{% if item.url %}</a>{% endif %} <small>{{ item.source }}</small></li>
+{% endfor %}</ul>{% endfor %}</body></html>"""
+
+
+def digest_email(digest: dict[str, Any]) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) of a digest; article text escaped in the HTML."""
+    env = Environment(autoescape=True)
+    text_env = Environment(autoescape=False)  # noqa: S701 (plain text: nothing to escape)
+    subject = f"[raqib] digest: {digest['alerts']} alert(s) in {len(digest['rules'])} rule(s)"
+    return (subject, text_env.from_string(DIGEST_TEXT).render(digest=digest),
+            env.from_string(DIGEST_HTML).render(digest=digest))
+
+
 def chat_body(payload: dict[str, Any], fmt: str) -> dict[str, Any]:
     """The webhook body for *fmt*: the alert payload itself, or a Slack, Discord or Teams
     message."""

@@ -20,6 +20,9 @@ class Channel(Protocol):
     def send(self, payload: dict[str, Any]) -> None:
         """Deliver one alert; raise DeliveryError on failure."""
 
+    def send_digest(self, digest: dict[str, Any]) -> None:
+        """Deliver a digest of alerts (worker.alerts.digest); raise DeliveryError on failure."""
+
 
 def build_channels(channels: dict[str, config.Channel], *, http: httpx.Client | None = None,
                    smtp_factory: SmtpFactory = connect) -> dict[str, Channel]:

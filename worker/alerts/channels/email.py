@@ -14,7 +14,7 @@ from email.utils import formatdate
 from typing import Any
 
 from worker import config
-from worker.alerts.render import Renderer
+from worker.alerts.render import Renderer, digest_email
 from worker.errors import DeliveryError
 
 SmtpFactory = Callable[[config.EmailChannel], smtplib.SMTP]
@@ -57,8 +57,22 @@ class EmailChannel:
         msg.add_alternative(html, subtype="html")
         return msg
 
+    def send_digest(self, digest: dict[str, Any]) -> None:
+        subject, text, html = digest_email(digest)
+        msg = EmailMessage()
+        msg["Subject"] = subject
+        msg["From"] = self.spec.from_
+        msg["To"] = ", ".join(self.spec.to)
+        msg["Date"] = formatdate(usegmt=True)
+        msg["Message-ID"] = message_id(digest["id"], self.spec.from_)
+        msg.set_content(text)
+        msg.add_alternative(html, subtype="html")
+        self._deliver(msg)
+
     def send(self, payload: dict[str, Any]) -> None:
-        msg = self.build(payload)
+        self._deliver(self.build(payload))
+
+    def _deliver(self, msg: EmailMessage) -> None:
         try:
             with self.smtp_factory(self.spec) as smtp:
                 if self.spec.username:

@@ -15,6 +15,9 @@ class FileChannel:
         self.name = name
         self.path = Path(path)
 
+    def send_digest(self, digest: dict[str, Any]) -> None:
+        self.send(digest)   # one line, schema raqib.digest/1
+
     def send(self, payload: dict[str, Any]) -> None:
         line = json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n"
         try:

@@ -41,19 +41,28 @@ class WebhookChannel:
         self.client = client
         self.clock = clock
 
+    def send_digest(self, digest: dict[str, Any]) -> None:
+        """A digest goes as it is (schema raqib.digest/1), signed like an alert."""
+        self._post(digest["id"], digest)
+
     def request(self, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
-        body = json.dumps(chat_body(payload, self.spec.format), ensure_ascii=False,
-                          separators=(",", ":")).encode()
+        return self._request(payload["id"], chat_body(payload, self.spec.format))
+
+    def _request(self, msg_id: str, document: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         timestamp = int(self.clock().timestamp())
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                    **self.spec.headers,
-                   "webhook-id": payload["id"], "webhook-timestamp": str(timestamp)}
+                   "webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
         if self.spec.secret:
-            headers["webhook-signature"] = sign(self.spec.secret, payload["id"], timestamp, body)
+            headers["webhook-signature"] = sign(self.spec.secret, msg_id, timestamp, body)
         return body, headers
 
     def send(self, payload: dict[str, Any]) -> None:
-        body, headers = self.request(payload)
+        self._post(payload["id"], chat_body(payload, self.spec.format))
+
+    def _post(self, msg_id: str, document: dict[str, Any]) -> None:
+        body, headers = self._request(msg_id, document)
         try:
             resp = self.client.post(self.spec.url, content=body, headers=headers,
                                     timeout=self.spec.timeout.total_seconds(),
