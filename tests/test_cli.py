@@ -8,11 +8,10 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from conftest import Response, Server, write
+from conftest import Response, Server, wait_for, write
 
 RAQIB = [sys.executable, "-m", "worker"]
 
@@ -87,15 +86,6 @@ def test_once_exits_1_when_a_source_fails(project: Path) -> None:
     assert proc.returncode == 1
     assert "failed sources 1 (gone)" in proc.stdout
     assert len(alert_lines(project)) >= 2          # the seeds were still read and alerted
-
-
-def wait_for(predicate, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def last_poll() -> str | None:

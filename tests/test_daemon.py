@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -22,7 +23,10 @@ from worker.daemon import Daemon
 from worker.pipeline import Pipeline
 from worker.store import Store
 
-from conftest import Clock, free_port, write
+from conftest import Clock, free_port, wait_for, write
+
+# What the daemon must do, it must do within 20 seconds.
+soon = functools.partial(wait_for, timeout=20.0)
 
 RAQIB = [sys.executable, "-m", "worker"]
 
@@ -35,15 +39,6 @@ def get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
     except OSError:
         return 0, ""
-
-
-def wait_for(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def alert_rules(project: Path) -> list[str]:
@@ -65,29 +60,29 @@ def test_the_daemon_in_production(project: Path) -> None:
     drain.start()
     base = f"http://127.0.0.1:{port}"
     try:
-        assert wait_for(lambda: get(base + "/healthz")[0] == 200)
+        assert soon(lambda: get(base + "/healthz")[0] == 200)
         assert json.loads(get(base + "/healthz")[1])["status"] == "ok"
-        assert wait_for(lambda: len(alert_rules(project)) >= 2)
+        assert soon(lambda: len(alert_rules(project)) >= 2)
         before = len(alert_rules(project))
 
         # A new seed file alerts within 20 s.
         write(project / "seeds/new.txt", "Rockets hit Ain al-Asad air base\nlede\n-\n"
               "Two rockets struck the Ain al-Asad air base on Saturday.\n")
-        assert wait_for(lambda: len(alert_rules(project)) > before)
+        assert soon(lambda: len(alert_rules(project)) > before)
 
         # A rule in a new rule file applies without a restart.
         write(project / "config/rules/zanzibar.yaml",
               "rules:\n  - id: zanzibar\n    match: zanzibar\n")
-        assert wait_for(lambda: any("configuration reloaded" in x for x in lines))
+        assert soon(lambda: any("configuration reloaded" in x for x in lines))
         write(project / "seeds/z1.txt", "Zanzibar talks\nlede\n-\nA delegation went to Zanzibar.\n")
-        assert wait_for(lambda: "zanzibar" in alert_rules(project))
+        assert soon(lambda: "zanzibar" in alert_rules(project))
 
         # A broken rule file is refused, named in the log, and the rules keep running.
         write(project / "config/rules/broken.yaml", "rules:\n  - id: broken\n    mach: x\n")
-        assert wait_for(lambda: any("configuration refused" in x and
+        assert soon(lambda: any("configuration refused" in x and
                                     "config/rules/broken.yaml:3" in x for x in lines))
         write(project / "seeds/z2.txt", "More Zanzibar\nlede\n-\nZanzibar again, elsewhere.\n")
-        assert wait_for(lambda: alert_rules(project).count("zanzibar") == 2)
+        assert soon(lambda: alert_rules(project).count("zanzibar") == 2)
 
         status, metrics = get(base + "/metrics")
         assert status == 200

@@ -44,30 +44,24 @@ class EmailChannel:
         self.smtp_factory = smtp_factory
         self.renderer = Renderer(spec.templates)
 
-    def build(self, payload: dict[str, Any]) -> EmailMessage:
-        subject, text, html = self.renderer.email(payload)
+    def _message(self, msg_id: str, subject: str, text: str, html: str) -> EmailMessage:
         msg = EmailMessage()
         msg["Subject"] = subject
         msg["From"] = self.spec.from_
         msg["To"] = ", ".join(self.spec.to)
         msg["Date"] = formatdate(usegmt=True)
-        msg["Message-ID"] = message_id(payload["id"], self.spec.from_)
-        msg["X-Raqib-Alert"] = payload["id"]
+        msg["Message-ID"] = message_id(msg_id, self.spec.from_)
         msg.set_content(text)
         msg.add_alternative(html, subtype="html")
         return msg
 
+    def build(self, payload: dict[str, Any]) -> EmailMessage:
+        msg = self._message(payload["id"], *self.renderer.email(payload))
+        msg["X-Raqib-Alert"] = payload["id"]
+        return msg
+
     def send_digest(self, digest: dict[str, Any]) -> None:
-        subject, text, html = digest_email(digest)
-        msg = EmailMessage()
-        msg["Subject"] = subject
-        msg["From"] = self.spec.from_
-        msg["To"] = ", ".join(self.spec.to)
-        msg["Date"] = formatdate(usegmt=True)
-        msg["Message-ID"] = message_id(digest["id"], self.spec.from_)
-        msg.set_content(text)
-        msg.add_alternative(html, subtype="html")
-        self._deliver(msg)
+        self._deliver(self._message(digest["id"], *digest_email(digest)))
 
     def send(self, payload: dict[str, Any]) -> None:
         self._deliver(self.build(payload))
