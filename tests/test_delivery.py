@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -294,3 +295,21 @@ def test_bad_digest_schedules_are_refused(tmp_path: Path, value: str) -> None:
         "log": {"type": "file", "path": "x.jsonl", "digest": value}}}))
     with pytest.raises(ConfigError, match="digest"):
         config.load_config(str(tmp_path / "raqib.yaml"), env={})
+
+
+def test_held_and_window_details_reach_the_reader(tmp_path: Path) -> None:
+    from worker.alerts.digest import build_digest  # noqa: PLC0415
+    from worker.alerts.payload import sample  # noqa: PLC0415
+    from worker.alerts.render import Renderer, chat_body  # noqa: PLC0415
+
+    alert = {**sample(), "held": {"count": 2, "titles": ["<b>One</b>", "Two"]},
+             "window": {"count": 3, "within_seconds": 21600, "distinct_sources": True}}
+    _, text, html = Renderer().email(alert)
+    assert "held back" in text and "- Two" in text and "3 sources within 6.0 h" in text
+    assert "&lt;b&gt;One&lt;/b&gt;" in html and 'dir="rtl"' in html
+    digest = build_digest("d", [alert], datetime.now(UTC))
+    assert digest["rules"][0]["items"][0]["held"]["count"] == 2
+    slack = chat_body({**alert, "article": {**alert["article"], "title": "<!channel> hi & bye"}},
+                      "slack")
+    assert "<!channel>" not in json.dumps(slack) and "&lt;!channel&gt; hi &amp; bye" in \
+        slack["blocks"][0]["text"]["text"]

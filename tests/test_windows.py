@@ -197,3 +197,60 @@ def test_digest_gathers_alerts_until_its_hour(tmp_path: Path, http_server: Serve
     trigger = d.scheduler.get_job("digest:daily").trigger
     assert isinstance(trigger, CronTrigger) and str(trigger.timezone) == "Asia/Baghdad"
     p.close()
+
+
+def test_a_newest_first_feed_fills_a_window_in_one_pass(tmp_path: Path, http_server: Server,
+                                                        clock: Clock) -> None:
+    for s in range(4):
+        feed(http_server, s, [])
+    items = "".join(
+        f"<item><title>Report {i}</title><link>https://news.example/{i}</link>"
+        f"<pubDate>Sat, 28 Nov 2026 {20 - i}:00:00 GMT</pubDate>"
+        f"<description>{TEXTS[i]}</description></item>" for i in range(3))
+    http_server.routes["/s0"] = Response(200, (
+        f"<rss version='2.0'><channel><title>t</title>{items}</channel></rss>").encode())
+    p = setup(tmp_path, http_server, clock)
+    p.run_once()
+    assert len(alerts(p, "stories3")) == 1
+    p.run_once()
+    assert len(alerts(p, "stories3")) == 1
+    p.close()
+
+
+def test_nothing_held_is_lost_when_a_copy_of_an_alerted_story_comes(
+        tmp_path: Path, http_server: Server, clock: Clock) -> None:
+    for s in range(4):
+        feed(http_server, s, [])
+    p = setup(tmp_path, http_server, clock)
+    feed(http_server, 0, [(0, TEXTS[0])])
+    p.run_once()                                   # story A alerts
+    clock.advance(minutes=5)
+    feed(http_server, 1, [(1, TEXTS[1])])
+    p.run_once()                                   # story B held
+    clock.advance(minutes=61)
+    feed(http_server, 2, [(7, TEXTS[0].replace("Saturday", "Sunday"))])
+    p.run_once()                                   # a copy of A: joins A, raises nothing
+    calm = alerts(p, "calm")
+    assert len(calm) == 2                          # B was flushed, not lost
+    assert calm[0]["held"]["titles"] == ["Report 1"]
+    p.close()
+
+
+def test_a_story_takes_copies_for_three_days(tmp_path: Path, http_server: Server,
+                                             clock: Clock) -> None:
+    from worker.stories import HORIZON  # noqa: PLC0415
+
+    for s in range(4):
+        feed(http_server, s, [])
+    p = setup(tmp_path, http_server, clock)
+    feed(http_server, 0, [(0, TEXTS[0])])
+    p.run_once()
+    clock.advance(hours=1)
+    feed(http_server, 1, [(1, TEXTS[0])])          # a copy an hour later: same story
+    p.run_once()
+    assert len(p.store.stories()) == 1
+    clock.advance(seconds=HORIZON.total_seconds() + 3600)
+    feed(http_server, 2, [(2, TEXTS[0])])          # the same text days later: news again
+    p.run_once()
+    assert len(p.store.stories()) == 2
+    p.close()

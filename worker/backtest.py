@@ -86,7 +86,7 @@ def backtest(main: config.MainConfig, store: Store, paths: list[str], *,
     total = store.count_articles(since) if progress else 0
     for n, (article_id, story_id, article, stored) in enumerate(store.iter_articles(since), 1):
         article.tags = tags.get(article.source, ())
-        at = min(article.published, stored) if article.published else stored
+        at = stored   # windows count what raqib stored when, as the daemon does
         for m in ruleset.match(article):
             rule = rules[m.rule_id]
             key = (m.rule_id, story_id if story_id is not None else -article_id)
@@ -144,14 +144,18 @@ def _throttled(hits: list[tuple[datetime, Hit]], window: timedelta) -> list[tupl
     held at the end is flushed on its last story, as the daemon does once the window passes."""
     out: list[tuple[datetime, Hit]] = []
     held = 0
-    last_held: tuple[datetime, Hit] | None = None
+    last_held: Hit | None = None
     for at, hit in hits:
+        if out and held and at - out[-1][0] >= window and last_held is not None:
+            # the daemon flushed what was held as soon as the window was over
+            out.append((out[-1][0] + window, replace(last_held, held=held)))
+            held, last_held = 0, None
         if out and at - out[-1][0] < window:
             held += 1
-            last_held = (at, hit)
+            last_held = hit
             continue
         out.append((at, replace(hit, held=held)))
         held = 0
     if held and last_held is not None:
-        out.append((last_held[0], replace(last_held[1], held=held)))
+        out.append((out[-1][0] + window, replace(last_held, held=held)))
     return out

@@ -101,7 +101,9 @@ class Daemon:
             kind, hour, minute, zone = config.parse_digest(spec.digest)
             trigger = CronTrigger(minute=0, timezone="UTC") if kind == "hourly" else \
                 CronTrigger(hour=hour, minute=minute, timezone=zone)
-            self.scheduler.add_job(self._digest, trigger, args=[name], id=f"digest:{name}")
+            # A digest missed while the daemon was busy or down still goes out, late.
+            self.scheduler.add_job(self._digest, trigger, args=[name], id=f"digest:{name}",
+                                   misfire_grace_time=None)
 
     def _digest(self, name: str) -> None:
         if self.stopping.is_set():

@@ -12,7 +12,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -352,7 +352,8 @@ class Store:
                  .order_by(ArticleRow.id))
             known.update({g: ("old", s) for g, s in conn.execute(q)
                           if g is not None and s is not None})
-        stored = self._band_candidates(conn, [b for p in fresh for b in p.signature.bands()])
+        stored = self._band_candidates(conn, [b for p in fresh for b in p.signature.bands()],
+                                       since=now - stories.HORIZON)
         # A story per article: ("old", id) for a stored story, ("new", k) for the k-th new one.
         local: dict[int, list[tuple[Signature, tuple[str, int]]]] = {}
         keys: list[tuple[str, int]] = []
@@ -387,15 +388,17 @@ class Store:
         )) if new_count else []
         return ([new_ids[k] if kind == "new" else k for kind, k in keys], set(new_ids))
 
-    def _band_candidates(self, conn: Connection, bands: list[int]
+    def _band_candidates(self, conn: Connection, bands: list[int], since: datetime
                          ) -> dict[int, list[tuple[Signature, tuple[str, int]]]]:
-        """Stored articles sharing any of *bands*: their signatures and stories."""
+        """Articles stored since *since* sharing any of *bands*: their signatures and
+        stories. A story is open for copies for stories.HORIZON; the same headline weeks
+        later is news again."""
         out: dict[int, list[tuple[Signature, tuple[str, int]]]] = {}
         for chunk in _chunks(sorted(set(bands))):
             q = (select(StoryBand.band, ArticleRow.signature, ArticleRow.story_id)
                  .join(ArticleRow, ArticleRow.id == StoryBand.article_id)
                  .where(StoryBand.band.in_(chunk), ArticleRow.story_id.is_not(None),
-                        ArticleRow.signature.is_not(None)))
+                        ArticleRow.signature.is_not(None), ArticleRow.fetched_at >= since))
             for band, sig, story in conn.execute(q):
                 if sig is not None and story is not None:
                     out.setdefault(band, []).append((Signature.from_bytes(sig), ("old", story)))
@@ -435,21 +438,39 @@ class Store:
         result.alerts.extend(self._raise(conn, raised, now))
 
     def _raise(self, conn: Connection, raised: list[Raise], now: datetime) -> list[RaisedAlert]:
-        """Plain rules alert at once; a `when:` rule when its window fills; a throttled rule
-        at most once per throttle window, holding the rest for its next alert."""
-        ready: list[tuple[Raise, dict[str, Any] | None]] = []
+        """Plain rules alert at once (once per story); a `when:` rule when its window fills; a
+        throttled rule at most once per throttle window, holding the rest for later. Stateful
+        rules are handled one raise at a time, each seeing what the one before it did."""
+        out = self._insert_alerts(conn, [(r, None) for r in raised
+                                         if r.spec.when is None and r.spec.throttle is None], now)
         for r in raised:
-            detail: dict[str, Any] | None = None
+            if r.spec.when is None and r.spec.throttle is None:
+                continue
+            target, detail = r, None
             if r.spec.when is not None:
-                detail = self._window(conn, r, now)
-                if detail is None:
+                fired = self._window(conn, r, now)
+                if fired is None:
                     continue
+                target, detail = fired
+            elif self._alerted(conn, r.spec.rule_id, [r.story_id]):
+                continue   # this story has had its alert
             if r.spec.throttle is not None:
-                go, detail = self._throttle(conn, r, now, detail)
+                go, detail = self._throttle(conn, target, now, detail)
                 if not go:
                     continue
-            ready.append((r, detail))
-        return self._insert_alerts(conn, ready, now)
+            created = self._insert_alerts(conn, [(target, detail)], now)
+            if created and r.spec.throttle is not None:
+                self._set_state(conn, r.spec.rule_id, last_alert_at=now, held=None)
+            out += created
+        return out
+
+    def _alerted(self, conn: Connection, rule_id: str, story_ids: Iterable[int]) -> set[int]:
+        """Which of *story_ids* already have an alert of *rule_id*."""
+        ids = sorted(set(story_ids))
+        if not ids:
+            return set()
+        q = select(Alert.story_id).where(Alert.rule_id == rule_id, Alert.story_id.in_(ids))
+        return set(conn.scalars(q))
 
     def _state(self, conn: Connection, rule_id: str) -> RuleState | None:
         row = conn.execute(select(RuleState).where(RuleState.rule_id == rule_id)).first()
@@ -459,52 +480,69 @@ class Store:
         stmt = self._insert(RuleState).values(rule_id=rule_id, **values)
         conn.execute(stmt.on_conflict_do_update(index_elements=["rule_id"], set_=values))
 
-    def _window(self, conn: Connection, r: Raise, now: datetime) -> dict[str, Any] | None:
-        """Record the hit; the window's detail when it fills (once per window), else None."""
+    def _window(self, conn: Connection, r: Raise,
+                now: datetime) -> tuple[Raise, dict[str, Any]] | None:
+        """Record the hit (at the time raqib stored it, so feed order and late copies do not
+        matter); when the window fills — once per window — the alert to raise: for the hit's
+        story, or the newest story in the window that has no alert of this rule yet."""
         assert r.spec.when is not None
         count, within, distinct = r.spec.when
-        at = min(r.at or now, now)
+        rid = r.spec.rule_id
         conn.execute(self._insert(RuleHit).on_conflict_do_nothing(), [{
-            "rule_id": r.spec.rule_id, "article_id": r.article_id, "story_id": r.story_id,
-            "source_id": r.source_id, "at": at}])
-        state = self._state(conn, r.spec.rule_id)
-        cond = [RuleHit.rule_id == r.spec.rule_id, RuleHit.at > at - within, RuleHit.at <= at]
+            "rule_id": rid, "article_id": r.article_id, "story_id": r.story_id,
+            "source_id": r.source_id, "at": now}])
+        state = self._state(conn, rid)
+        cond = [RuleHit.rule_id == rid, RuleHit.at > now - within, RuleHit.at <= now]
         if state is not None and state.last_fired_at is not None:
             cond.append(RuleHit.at > state.last_fired_at)   # each window fires once
         column = RuleHit.source_id if distinct else RuleHit.story_id
         seen = int(conn.scalar(select(func.count(func.distinct(column))).where(*cond)) or 0)
         if seen < count:
             return None
-        self._set_state(conn, r.spec.rule_id, last_fired_at=at)
-        return {"window": {"count": seen, "within_seconds": int(within.total_seconds()),
-                           "distinct_sources": distinct}}
+        hits = conn.execute(select(RuleHit.article_id, RuleHit.story_id).where(*cond)
+                            .order_by(RuleHit.at.desc(), RuleHit.id.desc())).all()
+        alerted = self._alerted(conn, rid, [sid for _, sid in hits])
+        target = r if r.story_id not in alerted else None
+        for aid, sid in hits:
+            if target is not None:
+                break
+            if sid not in alerted:
+                title, url = conn.execute(select(ArticleRow.title, ArticleRow.url)
+                                          .where(ArticleRow.id == aid)).one()
+                target = Raise(replace(r.spec, explanations=()), aid, sid, title, url,
+                               r.source_id, now)
+        if target is None:
+            return None   # every story in it has alerted: the window stays open
+        self._set_state(conn, rid, last_fired_at=now)
+        return target, {"window": {"count": seen, "within_seconds": int(within.total_seconds()),
+                                   "distinct_sources": distinct}}
 
     def _throttle(self, conn: Connection, r: Raise, now: datetime,
                   detail: dict[str, Any] | None) -> tuple[bool, dict[str, Any] | None]:
-        """Whether the rule may alert now; what it held back since its last alert rides along."""
+        """Whether the rule may alert now (its state is cleared once the alert exists); if
+        not, the story is held, to ride on the next alert or be flushed."""
         assert r.spec.throttle is not None
         state = self._state(conn, r.spec.rule_id)
         held: dict[str, Any] = json.loads(state.held) if state is not None and state.held \
-            else {"count": 0, "titles": [], "stories": []}
+            else {"count": 0, "titles": [], "items": []}
         last = state.last_alert_at if state is not None else None
         if last is not None and now - last < r.spec.throttle:
-            if r.story_id not in held["stories"]:
+            if all(item["story_id"] != r.story_id for item in held["items"]):
                 held["count"] += 1
                 held["titles"] = [*held["titles"], r.title][-MAX_HELD_TITLES:]
-                held["stories"].append(r.story_id)
-                held["last"] = {"article_id": r.article_id, "story_id": r.story_id,
-                                "title": r.title, "url": r.url}
+                held["items"] = [*held["items"], {"article_id": r.article_id,
+                                                  "story_id": r.story_id, "title": r.title,
+                                                  "url": r.url}][-MAX_HELD_TITLES:]
             self._set_state(conn, r.spec.rule_id, held=json.dumps(held, ensure_ascii=False))
             return False, detail
         if held["count"]:
             detail = {**(detail or {}), "held": {"count": held["count"],
                                                  "titles": held["titles"]}}
-        self._set_state(conn, r.spec.rule_id, last_alert_at=now, held=None)
         return True, detail
 
     def flush_held(self, now: datetime, specs: dict[str, AlertSpec]) -> list[RaisedAlert]:
-        """Throttled rules whose window has passed with alerts held back: one alert now, for
-        the last story held, carrying the count and titles of all of them."""
+        """Throttled rules whose window has passed with alerts held back: one alert now, on
+        the newest held story that has no alert yet, carrying the count and titles of all."""
         out: list[RaisedAlert] = []
         with self._ingest_lock, self.begin() as conn:
             rows = conn.execute(select(RuleState).where(RuleState.held.is_not(None))).all()
@@ -514,13 +552,19 @@ class Store:
                         or now - row.last_alert_at < spec.throttle:
                     continue
                 held = json.loads(row.held)
-                last = held.get("last")
-                if not held.get("count") or not last:
+                items = held.get("items") or []
+                alerted = self._alerted(conn, row.rule_id, [i["story_id"] for i in items])
+                fresh = [i for i in items if i["story_id"] not in alerted]
+                if not held.get("count") or not fresh:
+                    self._set_state(conn, row.rule_id, held=None)
                     continue
+                last = fresh[-1]
                 r = Raise(spec, last["article_id"], last["story_id"], last["title"], last["url"])
                 detail = {"held": {"count": held["count"], "titles": held["titles"]}}
-                self._set_state(conn, row.rule_id, last_alert_at=now, held=None)
-                out += self._insert_alerts(conn, [(r, detail)], now)
+                created = self._insert_alerts(conn, [(r, detail)], now)
+                if created:
+                    self._set_state(conn, row.rule_id, last_alert_at=now, held=None)
+                out += created
         return out
 
     def _insert_alerts(self, conn: Connection, raised: list[tuple[Raise, dict[str, Any] | None]],

@@ -3,7 +3,7 @@
 At least once: a delivery is marked sent only after its channel returned, so a crash in between
 sends the same alert (same id) again. Channels are served side by side, so a slow or failing
 one never holds up the others. A failed attempt is retried with exponential backoff and jitter
-(first retry within 30 s, at most an hour apart, never sooner than a receiver's Retry-After);
+(first retry after about 10 s, at most an hour apart, never sooner than a receiver's Retry-After);
 after 24 hours, the channel's ``max_attempts``, or an answer that retrying cannot change, the
 delivery is dead: kept, logged, shown by ``raqib alerts`` and sent again by
 ``raqib alerts retry ID``. A channel's ``rate`` holds what exceeds it in the outbox for later.

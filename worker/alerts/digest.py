@@ -23,9 +23,11 @@ def build_digest(channel: str, payloads: list[dict[str, Any]], now: datetime) ->
                                                   "items": []})
         rule["alerts"] += 1
         rule["stories"].add(p["story"]["id"])
-        rule["items"].append({"alert_id": p["id"], "title": p["article"]["title"],
-                              "url": p["article"]["url"], "source": p["article"]["source"],
-                              "created_at": p["created_at"], "story": p["story"]})
+        item: dict[str, Any] = {"alert_id": p["id"], "title": p["article"]["title"],
+                                "url": p["article"]["url"], "source": p["article"]["source"],
+                                "created_at": p["created_at"], "story": p["story"]}
+        item.update({k: p[k] for k in ("window", "held") if k in p})
+        rule["items"].append(item)
     severity = {"critical": 0, "high": 1, "medium": 2, "low": 3}
     ordered = sorted(rules.values(), key=lambda r: (severity.get(r["severity"], 9), r["id"]))
     return {

@@ -63,10 +63,12 @@ class Renderer:
         context = {"alert": payload, "title": title}
         subject = " ".join(self.text_env.get_template("subject.txt.j2").render(context).split())
         text = self.text_env.get_template("email.txt.j2").render(context)
-        matches = [{"term": m["term"], "field": m["field"], "dir": direction(m["snippet"]),
+        rtl = (payload["article"]["language"] or "") in RTL_LANGUAGES
+        matches = [{"term": m["term"], "field": m["field"],
+                    "dir": "rtl" if rtl else direction(m["snippet"]),
                     "snippet": highlight(m["snippet"], m["text"])} for m in payload["matches"]]
         html = self.env.get_template("email.html.j2").render(
-            context | {"matches": matches, "title_dir": direction(title),
+            context | {"matches": matches, "title_dir": "rtl" if rtl else direction(title),
                        "colour": SEVERITY_COLOURS.get(payload["rule"]["severity"], "#1a73e8")})
         return subject, text, html
 
@@ -74,7 +76,8 @@ class Renderer:
 DIGEST_TEXT = """raqib digest: {{ digest.alerts }} alert(s) since {{ digest.since }}
 {% for rule in digest.rules %}
 {{ rule.title }} ({{ rule.severity }}): {{ rule.alerts }} alert(s), {{ rule.stories }} story(ies)
-{% for item in rule["items"] %}  - {{ item.title }} [{{ item.source }}] {{ item.url or "" }}
+{% for item in rule["items"] -%}
+{{ "  - " }}{{ item.title | unescape }} [{{ item.source }}] {{ item.url or "" }}
 {% endfor %}{% endfor %}"""
 
 DIGEST_HTML = """<!DOCTYPE html><html><head><meta charset="utf-8"></head>
@@ -91,9 +94,14 @@ def digest_email(digest: dict[str, Any]) -> tuple[str, str, str]:
     """(subject, plain text, HTML) of a digest; article text escaped in the HTML."""
     env = Environment(autoescape=True)
     text_env = Environment(autoescape=False)  # noqa: S701 (plain text: nothing to escape)
+    text_env.filters["unescape"] = unescape
     subject = f"[raqib] digest: {digest['alerts']} alert(s) in {len(digest['rules'])} rule(s)"
     return (subject, text_env.from_string(DIGEST_TEXT).render(digest=digest),
             env.from_string(DIGEST_HTML).render(digest=digest))
+
+
+def _slack(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def chat_body(payload: dict[str, Any], fmt: str) -> dict[str, Any]:
@@ -104,9 +112,13 @@ def chat_body(payload: dict[str, Any], fmt: str) -> dict[str, Any]:
     rule, article = payload["rule"], payload["article"]
     title = plain_title(payload)
     why = "\n".join(f"• {m['term']} ({m['field']}): {m['snippet']}" for m in payload["matches"])
+    if payload.get("held"):
+        why += f"\n(+{payload['held']['count']} held back: " + "; ".join(
+            payload["held"]["titles"]) + ")"
     headline = f"[{rule['severity']}] {rule['title']}"
     link = article["url"] or ""
-    if fmt == "slack":
+    if fmt == "slack":   # mrkdwn: &, < and > are control characters there
+        headline, title, why = (_slack(headline), _slack(title), _slack(why))
         text = f"*{headline}*\n<{link}|{title}>" if link else f"*{headline}*\n{title}"
         return {"text": f"{headline}: {title}",
                 "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}},

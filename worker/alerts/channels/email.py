@@ -10,7 +10,7 @@ import smtplib
 import ssl
 from collections.abc import Callable
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import formatdate, parseaddr
 from typing import Any
 
 from worker import config
@@ -32,7 +32,7 @@ def connect(spec: config.EmailChannel) -> smtplib.SMTP:
 
 
 def message_id(alert_id: str, sender: str) -> str:
-    domain = sender.rpartition("@")[2] or "raqib.invalid"
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "raqib.invalid"
     return f"<{alert_id}@{domain}>"
 
 
