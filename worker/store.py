@@ -55,6 +55,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 CHUNK = 500   # keys per IN (...) look-up
 INGEST_LOCK = 0x72616B6962 + 1   # the advisory lock ingests take turns under
 MAX_HELD_TITLES = 20
+REPRESENTATIVES = 3   # articles of a story compared with a new candidate
 MAX_HELD_TITLES = 20
 
 
@@ -364,12 +365,12 @@ class Store:
                 key = known[p.continues]
             else:
                 best = 0.0
-                bands = p.signature.bands()
-                for band in bands:
-                    for sig, cand in [*stored.get(band, ()), *local.get(band, ())]:
-                        score = p.signature.similarity(sig)
-                        if score > best and p.signature.joins(sig):
-                            best, key = score, cand
+                candidates = {id(sig): (sig, cand) for band in p.signature.bands()
+                              for sig, cand in [*stored.get(band, ()), *local.get(band, ())]}
+                for sig, cand in candidates.values():   # each candidate compared once
+                    score = p.signature.similarity(sig)
+                    if score > best and p.signature.joins(sig):
+                        best, key = score, cand
             if key is None:
                 key = ("new", new_count)
                 new_count += 1
@@ -393,15 +394,29 @@ class Store:
         """Articles stored since *since* sharing any of *bands*: their signatures and
         stories. A story is open for copies for stories.HORIZON; the same headline weeks
         later is news again."""
-        out: dict[int, list[tuple[Signature, tuple[str, int]]]] = {}
+        hits: list[tuple[int, int, int]] = []
         for chunk in _chunks(sorted(set(bands))):
-            q = (select(StoryBand.band, ArticleRow.signature, ArticleRow.story_id)
+            q = (select(StoryBand.band, StoryBand.article_id, ArticleRow.story_id)
                  .join(ArticleRow, ArticleRow.id == StoryBand.article_id)
                  .where(StoryBand.band.in_(chunk), ArticleRow.story_id.is_not(None),
-                        ArticleRow.signature.is_not(None), ArticleRow.fetched_at >= since))
-            for band, sig, story in conn.execute(q):
-                if sig is not None and story is not None:
-                    out.setdefault(band, []).append((Signature.from_bytes(sig), ("old", story)))
+                        ArticleRow.fetched_at >= since))
+            hits += [(b, a, s) for b, a, s in conn.execute(q) if s is not None]
+        # A story carried by a hundred outlets needs no hundred comparisons: its few newest
+        # articles speak for it.
+        per_story: dict[int, set[int]] = {}
+        for _, article, story in hits:
+            per_story.setdefault(story, set()).add(article)
+        keep = {a for articles in per_story.values()
+                for a in sorted(articles)[-REPRESENTATIVES:]}
+        signatures: dict[int, Signature] = {}
+        for chunk in _chunks(sorted(keep)):
+            q2 = select(ArticleRow.id, ArticleRow.signature).where(ArticleRow.id.in_(chunk))
+            signatures.update({a: Signature.from_bytes(sig) for a, sig in conn.execute(q2)
+                               if sig is not None})
+        out: dict[int, list[tuple[Signature, tuple[str, int]]]] = {}
+        for band, article, story in hits:
+            if article in signatures:
+                out.setdefault(band, []).append((signatures[article], ("old", story)))
         return out
 
     def _insert_new(self, conn: Connection, source_id: int, fresh: list[Prepared],

@@ -191,11 +191,8 @@ def norms(text: str) -> list[str]:
 
 
 def keys(text: str) -> list[str]:
-    """The token keys of *text*, in order (what a term compiles to)."""
-    out: list[str] = []
-    for m in WORD_RE.finditer(text):
-        out.extend(token_keys(m.group()))
-    return out
+    """The token keys of *text*, in order."""
+    return list(Tokens(text).keys)
 
 
 class Tokens:
