@@ -44,6 +44,7 @@ def make_feeds() -> list[bytes]:
         # Every item a new article, and a different story: words shuffled per feed (copies of
         # one story across a thousand feeds would be a flood, not a polling benchmark).
         text = re.sub(r"(<description>)(.*?)(</description>)", shuffled, text, flags=re.S)
+        text = re.sub(r"(<item>.*?<title>)(.*?)(</title>)", shuffled, text, flags=re.S)
         text = text.replace("<title>", f"<title>[{i}] ")
         text = re.sub(r"<guid([^>]*)>", rf"<guid\1>{i}-", text)
         text = text.replace("<link>", f"<link>https://feed{i}.example/")

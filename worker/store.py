@@ -55,7 +55,6 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 CHUNK = 500   # keys per IN (...) look-up
 INGEST_LOCK = 0x72616B6962 + 1   # the advisory lock ingests take turns under
 MAX_HELD_TITLES = 20
-REPRESENTATIVES = 3   # articles of a story compared with a new candidate
 MAX_HELD_TITLES = 20
 
 
@@ -394,29 +393,30 @@ class Store:
         """Articles stored since *since* sharing any of *bands*: their signatures and
         stories. A story is open for copies for stories.HORIZON; the same headline weeks
         later is news again."""
-        hits: list[tuple[int, int, int]] = []
+        hits: list[tuple[int, int]] = []
         for chunk in _chunks(sorted(set(bands))):
-            q = (select(StoryBand.band, StoryBand.article_id, ArticleRow.story_id)
+            q = (select(StoryBand.band, ArticleRow.story_id).distinct()
                  .join(ArticleRow, ArticleRow.id == StoryBand.article_id)
                  .where(StoryBand.band.in_(chunk), ArticleRow.story_id.is_not(None),
                         ArticleRow.fetched_at >= since))
-            hits += [(b, a, s) for b, a, s in conn.execute(q) if s is not None]
-        # A story carried by a hundred outlets needs no hundred comparisons: its few newest
-        # articles speak for it.
-        per_story: dict[int, set[int]] = {}
-        for _, article, story in hits:
-            per_story.setdefault(story, set()).add(article)
-        keep = {a for articles in per_story.values()
-                for a in sorted(articles)[-REPRESENTATIVES:]}
+            hits += [(b, s) for b, s in conn.execute(q) if s is not None]
+        # A story carried by a hundred outlets needs no hundred comparisons: its newest
+        # article speaks for it.
+        newest: dict[int, int] = {}
+        for chunk in _chunks(sorted({s for _, s in hits})):
+            q2 = (select(ArticleRow.story_id, func.max(ArticleRow.id))
+                  .where(ArticleRow.story_id.in_(chunk), ArticleRow.signature.is_not(None))
+                  .group_by(ArticleRow.story_id))
+            newest.update({s: a for s, a in conn.execute(q2) if s is not None})
         signatures: dict[int, Signature] = {}
-        for chunk in _chunks(sorted(keep)):
-            q2 = select(ArticleRow.id, ArticleRow.signature).where(ArticleRow.id.in_(chunk))
-            signatures.update({a: Signature.from_bytes(sig) for a, sig in conn.execute(q2)
-                               if sig is not None})
+        for chunk in _chunks(sorted(newest.values())):
+            q3 = select(ArticleRow.story_id, ArticleRow.signature).where(ArticleRow.id.in_(chunk))
+            signatures.update({s: Signature.from_bytes(sig) for s, sig in conn.execute(q3)
+                               if s is not None and sig is not None})
         out: dict[int, list[tuple[Signature, tuple[str, int]]]] = {}
-        for band, article, story in hits:
-            if article in signatures:
-                out.setdefault(band, []).append((signatures[article], ("old", story)))
+        for band, story in hits:
+            if story in signatures:
+                out.setdefault(band, []).append((signatures[story], ("old", story)))
         return out
 
     def _insert_new(self, conn: Connection, source_id: int, fresh: list[Prepared],
