@@ -212,6 +212,18 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+# One entity and one rule on it: what many tests match against.
+ASAD_RULES = """\
+entities:
+  ain-al-asad: {names: ["Ain al-Asad", "عين الأسد"]}
+rules:
+  - id: asad
+    title: Ain al-Asad
+    severity: high
+    match: "@ain-al-asad"
+"""
+
+
 def wait_for(predicate: Callable[[], object], timeout: float = 60.0) -> bool:
     """Poll *predicate* until it holds or *timeout* passes: for waiting on another process,
     never for measuring time."""

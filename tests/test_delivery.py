@@ -18,18 +18,10 @@ from worker import config
 from worker.pipeline import Pipeline
 from worker.store import Store
 
+from conftest import ASAD_RULES as RULES
 from conftest import Clock, Mailbox, Response, Server, free_port, write
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-RULES = """\
-entities:
-  ain-al-asad: {names: ["Ain al-Asad", "عين الأسد"]}
-rules:
-  - id: asad
-    title: Ain al-Asad
-    severity: high
-    match: "@ain-al-asad"
-"""
 HOSTILE = ("<script>alert(1)</script> قصف «عين الأسد» & more\n"
            "lede\n-\nسقطت صواريخ على قاعدة عين الأسد الجوية فجر اليوم.\n")
 

@@ -16,6 +16,7 @@ from worker.fetch import Fetcher
 from worker.pipeline import Pipeline
 from worker.store import Store
 
+from conftest import ASAD_RULES as RULES
 from conftest import Clock, Response, Server, write
 
 FEED = """<?xml version="1.0" encoding="utf-8"?>
@@ -27,15 +28,6 @@ FEED = """<?xml version="1.0" encoding="utf-8"?>
 <description>Stocks rose in quiet trading as investors waited for the central bank.</description></item>
 </channel></rss>"""
 
-RULES = """\
-entities:
-  ain-al-asad: {names: ["Ain al-Asad", "عين الأسد"]}
-rules:
-  - id: asad
-    title: Ain al-Asad
-    severity: high
-    match: "@ain-al-asad"
-"""
 
 
 def make_config(tmp: Path, server: Server | None, seeds: bool = False,

@@ -46,6 +46,9 @@ def item(i: int, text: str) -> str:
 
 
 def setup(tmp: Path, server: Server, clock: Clock) -> Pipeline:
+    for s in range(4):   # four sources, empty until a test gives them items
+        server.routes.setdefault(f"/s{s}", Response(200, b"<rss version='2.0'><channel>"
+                                                         b"<title>t</title></channel></rss>"))
     write(tmp / "rules/r.yaml", RULES)
     write(tmp / "raqib.yaml", yaml.safe_dump({
         "database": f"sqlite:///{tmp}/raqib.db", "rules": [str(tmp / "rules")],
@@ -72,8 +75,6 @@ def alerts(p: Pipeline, rule: str) -> list[dict[str, object]]:
 
 def test_when_fires_once_per_window_and_survives_restart(tmp_path: Path, http_server: Server,
                                                          clock: Clock) -> None:
-    for s in range(4):
-        feed(http_server, s, [])
     p = setup(tmp_path, http_server, clock)
     feed(http_server, 0, [(0, TEXTS[0]), (1, TEXTS[1])])     # two stories, one source
     p.run_once()
@@ -101,8 +102,6 @@ def test_when_fires_once_per_window_and_survives_restart(tmp_path: Path, http_se
 def test_throttle_holds_back_and_folds_into_the_next_alert(tmp_path: Path,
                                                            http_server: Server,
                                                            clock: Clock) -> None:
-    for s in range(4):
-        feed(http_server, s, [])
     p = setup(tmp_path, http_server, clock)
     feed(http_server, 0, [(0, TEXTS[0])])
     p.run_once()
@@ -219,8 +218,6 @@ def test_a_newest_first_feed_fills_a_window_in_one_pass(tmp_path: Path, http_ser
 
 def test_nothing_held_is_lost_when_a_copy_of_an_alerted_story_comes(
         tmp_path: Path, http_server: Server, clock: Clock) -> None:
-    for s in range(4):
-        feed(http_server, s, [])
     p = setup(tmp_path, http_server, clock)
     feed(http_server, 0, [(0, TEXTS[0])])
     p.run_once()                                   # story A alerts
@@ -240,8 +237,6 @@ def test_a_story_takes_copies_for_three_days(tmp_path: Path, http_server: Server
                                              clock: Clock) -> None:
     from worker.stories import HORIZON  # noqa: PLC0415
 
-    for s in range(4):
-        feed(http_server, s, [])
     p = setup(tmp_path, http_server, clock)
     feed(http_server, 0, [(0, TEXTS[0])])
     p.run_once()
