@@ -78,8 +78,7 @@ def backtest(main: config.MainConfig, store: Store, paths: list[str], *,
     once per story; a `when:` rule when its window fills; a throttled rule at most once per
     throttle window, with what it held back counted in the next alert."""
     ruleset = load_replayed(main, paths)
-    tags = {s.name: tuple(s.tags) for s in main.sources}
-    tags |= {config.seed_source_name(f): ("seed",) for f in main.seeds}
+    tags = main.source_tags()
     rules = {cr.rule.id: cr.rule for cr in ruleset.rules}
     matched: dict[str, list[tuple[datetime, Hit]]] = {rid: [] for rid in rules}
     seen: set[tuple[str, int]] = set()

@@ -263,6 +263,11 @@ class MainConfig(Model):
     fetch: Fetching = Fetching()
     retention: Duration | None = None
 
+    def source_tags(self) -> dict[str, tuple[str, ...]]:
+        """Each source's tags by name; a seed folder is tagged ``seed``."""
+        tags = {s.name: tuple(s.tags) for s in self.sources}
+        return tags | {seed_source_name(f): ("seed",) for f in self.seeds}
+
 
 # --- rule files -----------------------------------------------------------------------------
 

@@ -97,8 +97,7 @@ class Pipeline:
         (rule, story) as always: nothing alerts twice."""
         if not rule_ids:
             return 0
-        names = {s.name: tuple(s.tags) for s in self.cfg.main.sources}
-        names |= {config.seed_source_name(f): ("seed",) for f in self.cfg.main.seeds}
+        names = self.cfg.main.source_tags()
         raised = []
         for article_id, story_id, article, _ in self.store.iter_articles(since):
             if story_id is None:

@@ -842,8 +842,4 @@ def _chunks(items: list[Any]) -> Iterator[list[Any]]:
         yield items[i:i + CHUNK]
 
 
-def default_sqlite_path(url: str) -> str | None:
-    parsed = make_url(database_url(url))
-    return parsed.database if parsed.get_backend_name() == "sqlite" else None
-
 

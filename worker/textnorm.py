@@ -172,11 +172,6 @@ def analyse(raw: str) -> tuple[tuple[str, str], ...]:
                  for m in WORD_RE.finditer(normalize_text(raw)))
 
 
-def token_keys(raw: str) -> tuple[str, ...]:
-    """Keys of one raw token."""
-    return tuple(key for _, key in analyse(raw))
-
-
 def token_norms(raw: str) -> tuple[str, ...]:
     """Normalized forms of one raw token, before proclitics are stripped."""
     return tuple(norm for norm, _ in analyse(raw))

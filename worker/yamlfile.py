@@ -8,7 +8,6 @@ overwrites, are reported instead. ``${VAR}`` in strings reads the environment wh
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -138,6 +137,3 @@ def load(path: str | Path, *, env: Mapping[str, str] | None = None) -> tuple[Doc
         loader.dispose()
     return Document(name, data, lines), problems
 
-
-def environ() -> dict[str, str]:
-    return dict(os.environ)
