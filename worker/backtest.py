@@ -1,23 +1,26 @@
 """Backtest: replay rule files over stored articles and report what would have alerted.
 
 Nothing is written and nothing is sent. The rule files may use the entities of the configured
-rule files (and define or redefine their own); only their own rules run. Like live matching,
-a rule alerts once per story.
+rule files (and define or redefine their own); only their own rules run. The decisions are
+live alerting's own (``worker.alerts.policy``), over an in-memory ledger.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from worker import config
-from worker.alerts.payload import iso
+from worker.alerts.ledger import MemoryLedger
+from worker.alerts.raising import flush_held, next_flush, raise_alerts
+from worker.db import Database
+from worker.domain import AlertSpec, Article, Candidate, Explanation
 from worker.errors import ConfigError
-from worker.items import Explanation
+from worker.payload import iso
 from worker.rules import compile_rules
-from worker.store import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,89 +75,63 @@ def _bar(done: int, total: int, width: int = 30) -> None:
           f"({share:.0%})", end="", file=sys.stderr, flush=True)
 
 
-def backtest(main: config.MainConfig, store: Store, paths: list[str], *,
-             since: datetime | None = None, progress: bool = False) -> list[RuleResult]:
-    """What the rules of *paths* would have alerted on, replayed in the articles' own time:
-    once per story; a `when:` rule when its window fills; a throttled rule at most once per
-    throttle window, with what it held back counted in the next alert."""
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def backtest(main: config.MainConfig, db: Database, paths: list[str], *,
+             since: datetime | None = None, progress: bool = False,
+             clock: Callable[[], datetime] = _utcnow) -> list[RuleResult]:
+    """What the rules of *paths* would have alerted on, replayed in the articles' stored order
+    and time through the same policy as live alerting (``worker.alerts.raising`` over an
+    in-memory ledger): once per story; a `when:` rule when its window fills; a throttled rule
+    at most once per throttle window, with what it held back counted in the next alert or
+    flushed once the window passed (as the daemon does, up to *clock*'s now)."""
     ruleset = load_replayed(main, paths)
     tags = main.source_tags()
     rules = {cr.rule.id: cr.rule for cr in ruleset.rules}
-    matched: dict[str, list[tuple[datetime, Hit]]] = {rid: [] for rid in rules}
-    seen: set[tuple[str, int]] = set()
-    total = store.count_articles(since) if progress else 0
-    for n, (article_id, story_id, article, stored) in enumerate(store.iter_articles(since), 1):
-        article.tags = tags.get(article.source, ())
-        at = stored   # windows count what raqib stored when, as the daemon does
+    specs = {rid: AlertSpec(rid, r.display_title, r.severity, (),
+                            (r.when.count, r.when.within, r.when.distinct_sources)
+                            if r.when is not None else None, r.throttle)
+             for rid, r in rules.items()}
+    ledger = MemoryLedger()
+    about: dict[int, tuple[str, datetime | None]] = {}
+    explained: dict[tuple[str, int], tuple[Explanation, ...]] = {}
+    total = db.listings.count_articles(since) if progress else 0
+
+    def flush_until(when: datetime) -> None:
+        while (due := next_flush(specs, ledger)) is not None and due <= when:
+            flush_held(specs, ledger, due)
+
+    n = 0
+    for n, stored in enumerate(db.iter_articles(since), 1):
+        flush_until(stored.fetched_at)
+        article = Article(source=stored.source, title=stored.title, summary=stored.summary,
+                          body=stored.body, url=stored.url, guid=stored.guid,
+                          published=stored.published, language=stored.language,
+                          tags=tags.get(stored.source, ()))
+        story = stored.story_id if stored.story_id is not None else -stored.id
+        candidates = []
         for m in ruleset.match(article):
-            rule = rules[m.rule_id]
-            key = (m.rule_id, story_id if story_id is not None else -article_id)
-            if key in seen and not (rule.when and rule.when.distinct_sources):
-                continue
-            seen.add(key)
-            matched[m.rule_id].append((at, Hit(article_id, story_id, article.source,
-                                               article.title, article.url, article.published,
-                                               m.explanations)))
+            candidates.append(Candidate(specs[m.rule_id], stored.id, story, stored.source_id,
+                                        stored.title, stored.url, stored.fetched_at,
+                                        m.explanations))
+            explained[(m.rule_id, stored.id)] = m.explanations
+        if candidates:
+            about[stored.id] = (stored.source, stored.published)
+            raise_alerts(candidates, ledger)
         if progress and (n % 500 == 0 or n == total):
             _bar(n, total)
     if progress:
         print(file=sys.stderr)
-    results = []
-    for rid, rule in rules.items():
-        hits = sorted(matched[rid], key=lambda item: item[0])
-        hits = _windows(hits, rule.when) if rule.when is not None else _once_per_story(hits)
-        if rule.throttle is not None:
-            hits = _throttled(hits, rule.throttle)
-        results.append(RuleResult(rid, rule.display_title, rule.severity,
-                                  [hit for _, hit in hits]))
-    return results
-
-
-def _once_per_story(hits: list[tuple[datetime, Hit]]) -> list[tuple[datetime, Hit]]:
-    seen: set[int] = set()
-    out = []
-    for at, hit in hits:
-        key = hit.story_id if hit.story_id is not None else -hit.article_id
-        if key not in seen:
-            seen.add(key)
-            out.append((at, hit))
-    return out
-
-
-def _windows(hits: list[tuple[datetime, Hit]], when: config.When) -> list[tuple[datetime, Hit]]:
-    """The hits at which a window of `when.within` holds `when.count` stories (or sources)
-    not counted by an earlier firing."""
-    out = []
-    last_fired: datetime | None = None
-    for i, (at, hit) in enumerate(hits):
-        start = at - when.within
-        if last_fired is not None and last_fired > start:
-            start = last_fired
-        inside = [h for t, h in hits[:i + 1] if start < t <= at]
-        distinct = {h.source if when.distinct_sources else h.story_id for h in inside}
-        if len(distinct) >= when.count:
-            out.append((at, replace(hit, window=len(distinct))))
-            last_fired = at
-    return out
-
-
-def _throttled(hits: list[tuple[datetime, Hit]], window: timedelta) -> list[tuple[datetime, Hit]]:
-    """At most one alert per window; the next one counts what was held back, and what is still
-    held at the end is flushed on its last story, as the daemon does once the window passes."""
-    out: list[tuple[datetime, Hit]] = []
-    held = 0
-    last_held: Hit | None = None
-    for at, hit in hits:
-        if out and held and at - out[-1][0] >= window and last_held is not None:
-            # the daemon flushed what was held as soon as the window was over
-            out.append((out[-1][0] + window, replace(last_held, held=held)))
-            held, last_held = 0, None
-        if out and at - out[-1][0] < window:
-            held += 1
-            last_held = hit
-            continue
-        out.append((at, replace(hit, held=held)))
-        held = 0
-    if held and last_held is not None:
-        out.append((out[-1][0] + window, replace(last_held, held=held)))
-    return out
+    flush_until(clock())
+    results = {rid: RuleResult(rid, r.display_title, r.severity) for rid, r in rules.items()}
+    for a in ledger.alerts:
+        source, published = about.get(a.article_id, ("", None))
+        detail = a.detail or {}
+        results[a.rule_id].hits.append(Hit(
+            a.article_id, a.story_id if a.story_id >= 0 else None, source, a.title, a.url,
+            published, a.explanations or explained.get((a.rule_id, a.article_id), ()),
+            window=(detail.get("window") or {}).get("count"),
+            held=(detail.get("held") or {}).get("count", 0)))
+    return list(results.values())

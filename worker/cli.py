@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from worker import __version__, config, logs, redact
 from worker.alerts.payload import iso
 from worker.errors import ConfigError
-from worker.store import Store
+from worker.db import Database
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 log = structlog.get_logger("raqib.cli")
@@ -54,11 +54,11 @@ def _report_invalid(exc: ConfigError) -> int:
     return EXIT_INVALID
 
 
-def _store(cfg: config.Config, *, migrate: bool) -> Store:
+def _store(cfg: config.Config, *, migrate: bool) -> Database:
     """The database. The embedded SQLite database is migrated on any use; run and once also
     migrate a PostgreSQL database (workers starting together take turns under an advisory
     lock), while listings leave a shared database as it is."""
-    store = Store(cfg.main.database)
+    store = Database(cfg.main.database)
     if migrate or store.dialect == "sqlite":
         store.migrate()
     return store
@@ -114,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    store = Store(_main_config(args).database)
+    store = Database(_main_config(args).database)
     store.migrate()
     store.close()
     print("database at the latest schema")
@@ -149,10 +149,10 @@ def _main_config(args: argparse.Namespace) -> config.MainConfig:
     return main
 
 
-def _listing(args: argparse.Namespace, fetch: Callable[[Store], list[dict[str, Any]]],
+def _listing(args: argparse.Namespace, fetch: Callable[[Database], list[dict[str, Any]]],
              columns: Sequence[tuple[str, str, int]],
              main: config.MainConfig | None = None) -> int:
-    store = Store((main or _main_config(args)).database)
+    store = Database((main or _main_config(args)).database)
     if store.dialect == "sqlite":
         store.migrate()
     try:
@@ -171,12 +171,12 @@ def cmd_sources(args: argparse.Namespace) -> int:
     configured = {s.name for s in settings.sources} | {config.seed_source_name(f)
                                                        for f in settings.seeds}
 
-    def fetch(store: Store) -> list[dict[str, Any]]:
+    def fetch(store: Database) -> list[dict[str, Any]]:
         return [{"name": s.name, "url": redact.url(s.url), "last_poll": iso(s.last_poll),
                  "last_success": iso(s.last_success), "last_error": s.last_error,
                  "failures": s.failures, "next_poll": iso(s.next_poll),
                  "moved_to": redact.url(s.moved_to) if s.moved_to else None}
-                for s in store.sources() if s.name in configured]
+                for s in store.sources.all() if s.name in configured]
 
     return _listing(args, fetch, [("name", "NAME", 24), ("last_poll", "LAST POLL", 20),
                                   ("last_success", "LAST SUCCESS", 20),
@@ -186,8 +186,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
 
 def cmd_articles(args: argparse.Namespace) -> int:
-    def fetch(store: Store) -> list[dict[str, Any]]:
-        rows = store.articles(since=args.since, source=args.source, limit=args.limit)
+    def fetch(store: Database) -> list[dict[str, Any]]:
+        rows = store.listings.articles(since=args.since, source=args.source, limit=args.limit)
         return [{"id": r["id"], "source": r["source"], "url": r["url"], "title": r["title"],
                  "published": iso(r["published"]), "language": r["language"],
                  "story": None if r["story"] is None else str(r["story"])} for r in rows]
@@ -199,8 +199,8 @@ def cmd_articles(args: argparse.Namespace) -> int:
 
 
 def cmd_stories(args: argparse.Namespace) -> int:
-    def fetch(store: Store) -> list[dict[str, Any]]:
-        rows = store.stories(since=args.since)
+    def fetch(store: Database) -> list[dict[str, Any]]:
+        rows = store.listings.stories(since=args.since)
         return [{"id": str(s["id"]), "title": s["title"], "created": iso(s["created_at"]),
                  "sources": s["sources"],
                  "articles": [{**a, "published": iso(a["published"])} for a in s["articles"]]}
@@ -223,11 +223,11 @@ def cmd_alerts(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_INVALID
 
-    def fetch(store: Store) -> list[dict[str, Any]]:
-        payloads = store.alert_payloads(since=args.since)
+    def fetch(store: Database) -> list[dict[str, Any]]:
+        payloads = store.listings.alert_payloads(since=args.since)
         if args.json:
             return payloads
-        states = store.deliveries_of([p["id"] for p in payloads])
+        states = store.outbox.of_alerts([p["id"] for p in payloads])
         return [{"created": p["created_at"], "severity": p["rule"]["severity"],
                  "rule": p["rule"]["id"], "title": p["article"]["title"], "id": p["id"],
                  "deliveries": ", ".join(f"{d.channel}:{d.status}" for d in states[p["id"]])}
@@ -242,14 +242,14 @@ def _retry_alert(args: argparse.Namespace) -> int:
     if not args.alert_id:
         print("raqib: alerts retry needs an alert id (see `raqib alerts`)", file=sys.stderr)
         return EXIT_INVALID
-    store = Store(_main_config(args).database)
+    store = Database(_main_config(args).database)
     if store.dialect == "sqlite":
         store.migrate()
     try:
-        if not store.alert_exists(args.alert_id):
+        if not store.outbox.alert_exists(args.alert_id):
             print(f"raqib: no alert {args.alert_id}", file=sys.stderr)
             return EXIT_FAILED
-        count = store.retry_alert(args.alert_id, datetime.now(UTC))
+        count = store.outbox.retry_alert(args.alert_id, datetime.now(UTC))
     finally:
         store.close()
     print(f"alert {args.alert_id}: {count} delivery(ies) due now; the daemon (or the next "
@@ -283,7 +283,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from worker.backtest import backtest  # noqa: PLC0415 (only this command needs it)
 
     main = _main_config(args)
-    store = Store(main.database)
+    store = Database(main.database)
     if store.dialect == "sqlite":
         store.migrate()
     try:

@@ -123,7 +123,7 @@ class Daemon:
         """Jobs for the sources of *cfg*: new ones added, removed ones dropped, changed ones
         replaced; a source in backoff (or told to Retry-After) stays so, across restarts."""
         now = self.pipeline.clock()
-        due = {s.name: s.next_poll for s in self.pipeline.store.sources()}
+        due = {s.name: s.next_poll for s in self.pipeline.db.sources.all()}
         before = {s.name: s for s in old.main.sources} if old else {}
         for src in cfg.main.sources:
             if before.get(src.name) == src:
@@ -189,12 +189,12 @@ class Daemon:
         try:
             retention = self.pipeline.cfg.main.retention
             if retention is not None:
-                removed = self.pipeline.store.prune(now - retention)
+                removed = self.pipeline.db.prune(now - retention)
                 self.pipeline.metrics.pruned.inc(removed)
                 if removed:
                     log.info("retention: old articles removed", articles=removed)
             if now - self.last_vacuum >= VACUUM_EVERY:
-                self.pipeline.store.vacuum()
+                self.pipeline.db.vacuum()
                 self.last_vacuum = now
         except Exception:
             log.exception("job failed", job="housekeeping")
@@ -252,7 +252,7 @@ class Daemon:
         if not self.scheduler.running:
             return False, "scheduler not running"
         try:
-            self.pipeline.store.ping()
+            self.pipeline.db.ping()
         except Exception as exc:
             return False, f"database: {type(exc).__name__}: {exc}".splitlines()[0]
         return True, "running"

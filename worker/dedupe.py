@@ -1,18 +1,30 @@
-"""Exact dedupe keys: a GUID hash (per source), a canonical URL hash and a normalized-text hash.
+"""Identity of feed items: keys, which of them a fetch shows to be no identity, and whether an
+item is a duplicate, an update or new (rules.md, Alerts).
 
-The database holds each key under a unique constraint (see worker.schema); this module only
-computes them. Near-duplicates (the same story re-worded) are a different question, answered by
-story grouping.
+* Keys: a GUID hash, a canonical-URL hash and a normalized-text hash, all per source.
+* A duplicate is the same item seen again from the same source: its text is known, or its
+  GUID or link is known and the text did not change. Copies from *other* sources are never
+  duplicates: they are articles of the same story (see ``worker.stories``).
+* An update is an item whose GUID (or, without one, link) is known but whose text changed: a
+  new version, stored in the item's story.
+* A GUID or link that several different items of one fetch share is no identity: it is
+  ignored for that fetch and remembered as shared for the source, so no item is lost for
+  sharing it. A known GUID that now comes with another link is no identity either.
+
+Everything here is pure: the database's answers (``KnownKey``) come in as arguments.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from worker import textnorm
-from worker.items import Article
-from worker.store import Prepared
+from worker import stories, textnorm
+from worker.domain import Article, Keys, KnownKey
 
 # Query parameters that track a click rather than name a page.
 TRACKING_PARAMS = frozenset({
@@ -58,21 +70,101 @@ def content_key(article: Article) -> str:
     return digest(text)
 
 
+@dataclass(slots=True)
+class Prepared:
+    """An article with its raw keys (hashes; ``keys`` says which identify it in this fetch)."""
+
+    article: Article
+    content_hash: str
+    guid_hash: str | None
+    url: str | None
+    url_hash: str | None
+    keys: Keys = field(init=False)
+    _signature: stories.Signature | None = None
+
+    def __post_init__(self) -> None:
+        self.keys = Keys(self.content_hash, self.guid_hash, self.url_hash)
+
+    @property
+    def signature(self) -> stories.Signature:
+        """The article's MinHash signature, computed when first needed (new articles only)."""
+        if self._signature is None:
+            self._signature = stories.signature(self.article)
+        return self._signature
+
+
 def prepare(article: Article) -> Prepared:
-    """Dedupe keys for one feed item."""
+    """Keys for one feed item."""
     url = canonical_url(article.url) if article.url else None
-    return Prepared(
-        article=article,
-        guid_hash=digest(article.guid) if article.guid else None,
-        url=article.url,
-        url_hash=digest(url) if url else None,
-        content_hash=content_key(article),
-    )
+    return Prepared(article=article, content_hash=content_key(article),
+                    guid_hash=digest(article.guid) if article.guid else None,
+                    url=article.url, url_hash=digest(url) if url else None)
 
 
 def prepare_seed(article: Article) -> Prepared:
-    """Dedupe keys for a version of a seed file: its text alone. An edited file is stored
-    again as a new version, which continues the story of the file's earlier versions (its
-    GUID is the file's path), so it raises no alert a rule already raised for that story."""
-    return Prepared(article=article, guid_hash=None, url=article.url, url_hash=None,
-                    content_hash=content_key(article), continues=article.guid)
+    """Keys for a version of a seed file: its text, and its path as GUID. An edited file is
+    an update: a new version in the story of the file's earlier versions, so it raises no
+    alert a rule already raised for that story."""
+    return Prepared(article=article, content_hash=content_key(article),
+                    guid_hash=digest(article.guid) if article.guid else None,
+                    url=article.url, url_hash=None)
+
+
+def shared_in_fetch(batch: Sequence[Prepared]) -> set[str]:
+    """Keys (``g:…``, ``u:…``) that different items of one fetch share. Items are different
+    when their texts differ; a GUID shared by items with different links counts too."""
+    texts: dict[str, set[str]] = defaultdict(set)
+    links: dict[str, set[str | None]] = defaultdict(set)
+    for p in batch:
+        if p.guid_hash:
+            texts["g:" + p.guid_hash].add(p.content_hash)
+            links["g:" + p.guid_hash].add(p.url_hash)
+        if p.url_hash:
+            texts["u:" + p.url_hash].add(p.content_hash)
+    return {k for k, v in texts.items() if len(v) > 1} | \
+        {k for k, v in links.items() if len(v) > 1}
+
+
+def identify(batch: Sequence[Prepared], shared: set[str]) -> None:
+    """Set each item's ``keys``: its GUID and link only where they are an identity."""
+    for p in batch:
+        guid = p.guid_hash if p.guid_hash and "g:" + p.guid_hash not in shared else None
+        url = p.url_hash if p.url_hash and "u:" + p.url_hash not in shared else None
+        p.keys = Keys(p.content_hash, guid, url)
+
+
+class Kind(StrEnum):
+    DUPLICATE = "duplicate"
+    UPDATE = "update"
+    NEW = "new"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What an item is (with the version it updates) and keys it showed to be shared."""
+
+    kind: Kind
+    previous: KnownKey | None = None
+    shared: tuple[str, ...] = ()
+
+
+def classify(keys: Keys, known: Mapping[str, KnownKey]) -> Verdict:
+    """Duplicate, update or new, given what the source's keys are known to be."""
+    if "c:" + keys.content in known:
+        return Verdict(Kind.DUPLICATE)
+    newly_shared: list[str] = []
+    if keys.guid:
+        k = known.get("g:" + keys.guid)
+        if k is not None and not k.shared:
+            if k.url and keys.url and k.url != keys.url:
+                newly_shared.append("g:" + keys.guid)   # one GUID, two links: no identity
+            else:
+                return Verdict(Kind.UPDATE, k)
+    if keys.url:
+        k = known.get("u:" + keys.url)
+        if k is not None and not k.shared:
+            if k.guid and keys.guid and k.guid != keys.guid:
+                newly_shared.append("u:" + keys.url)    # one link, two GUIDs: no identity
+            else:
+                return Verdict(Kind.UPDATE, k, tuple(newly_shared))
+    return Verdict(Kind.NEW, None, tuple(newly_shared))

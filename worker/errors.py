@@ -53,3 +53,9 @@ class DeliveryError(RaqibError):
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+
+
+class StorageError(RaqibError):
+    """The database refused or failed an operation. The message names the operation and the
+    source or rule it was for, and the database's own short reason; never SQL or bound
+    parameters. ``__cause__`` keeps the driver's exception for the log."""

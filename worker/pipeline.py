@@ -22,11 +22,20 @@ import structlog
 from worker import config, dedupe, language, parse, redact, schedule, seeds
 from worker.alerts.channels import build_channels
 from worker.alerts.deliver import Deliverer, DeliveryReport
+from worker.db import Database
+from worker.dedupe import Prepared
+from worker.domain import AlertRecord, AlertSpec, Article
 from worker.errors import FetchError, ParseError
 from worker.fetch import Fetcher
-from worker.items import Article, Explanation
+from worker.ingestor import (
+    IngestResult,
+    Ingestor,
+    RuleHit,
+    catch_up_candidates,
+    flush_held,
+    raise_for_stored,
+)
 from worker.metrics import Metrics
-from worker.store import AlertSpec, IngestResult, Prepared, Raise, Store
 
 log = structlog.get_logger("raqib.pipeline")
 BIG_DOCUMENT = 1_000_000   # bytes
@@ -62,21 +71,24 @@ class PassReport:
 
 
 class Pipeline:
-    def __init__(self, cfg: config.Config, store: Store, *, fetcher: Fetcher | None = None,
-                 clock: Callable[[], datetime] = utcnow,
+    def __init__(self, cfg: config.Config, db: Database, *, fetcher: Fetcher | None = None,
+                 clock: Callable[[], datetime] | None = None,
                  rand: Callable[[], float] = random.random) -> None:
         self.cfg = cfg
-        self.store = store
+        self.db = db
+        if clock is not None:   # one clock for the pipeline and the units of work it opens
+            db.units.clock = clock
+        self.clock = db.units.clock
+        self.ingestor = Ingestor(db)
         self.fetcher = fetcher or Fetcher(concurrency=cfg.main.fetch.concurrency,
                                           per_host=cfg.main.fetch.per_host)
-        self.clock = clock
         self.rand = rand
         self._big_parse = threading.Lock()
         self.metrics = Metrics()
         self.metrics.rules.set(len(cfg.ruleset))
         self.http = httpx.Client(trust_env=True)   # the webhooks' client
-        self.deliverer = Deliverer(store, build_channels(cfg.main.channels, http=self.http),
-                                   cfg.main.channels, clock, metrics=self.metrics)
+        self.deliverer = Deliverer(db, build_channels(cfg.main.channels, http=self.http),
+                                   cfg.main.channels, self.clock, metrics=self.metrics)
         self.source_ids: dict[str, int] = {}
 
     # -- set-up -------------------------------------------------------------------------------
@@ -84,7 +96,7 @@ class Pipeline:
     def apply(self, cfg: config.Config) -> None:
         """Switch to a new configuration while running: rules, sources and channels. Work in
         flight finishes with the configuration it started with."""
-        deliverer = Deliverer(self.store, build_channels(cfg.main.channels, http=self.http),
+        deliverer = Deliverer(self.db, build_channels(cfg.main.channels, http=self.http),
                               cfg.main.channels, self.clock, metrics=self.metrics)
         self.cfg = cfg
         self.deliverer = deliverer
@@ -98,69 +110,72 @@ class Pipeline:
         if not rule_ids:
             return 0
         names = self.cfg.main.source_tags()
-        raised = []
-        for article_id, story_id, article, _ in self.store.iter_articles(since):
-            if story_id is None:
+        matched = []
+        for stored in self.db.iter_articles(since):
+            if stored.story_id is None:
                 continue
-            article.tags = names.get(article.source, ())
-            for m in self.cfg.ruleset.match(article, only=rule_ids):
-                raised.append(Raise(self.spec(m.rule.rule, m.explanations), article_id,
-                                    story_id, article.title, article.url,
-                                    self.source_ids.get(article.source, 0), article.published))
-        alerts = self.store.raise_alerts(raised, self.clock())
+            article = Article(source=stored.source, title=stored.title, summary=stored.summary,
+                              body=stored.body, url=stored.url, guid=stored.guid,
+                              published=stored.published, language=stored.language,
+                              tags=names.get(stored.source, ()))
+            hits = [(self.spec(m.rule.rule), m.explanations)
+                    for m in self.cfg.ruleset.match(article, only=rule_ids)]
+            if hits:
+                matched.append((stored, hits))
+        outcomes = raise_for_stored(self.db, catch_up_candidates(matched))
+        alerts = [o.alert for o in outcomes if o.alert is not None]
+        self._log_alerts(alerts, catch_up=True)
+        return len(alerts)
+
+    def _log_alerts(self, alerts: list[AlertRecord], **kw: object) -> None:
         for a in alerts:
             self.metrics.alerts.labels(a.rule_id, a.severity).inc()
             log.info("alert raised", rule=a.rule_id, severity=a.severity, title=a.title,
-                     url=a.url, article_id=a.article_id, alert_id=a.id, catch_up=True)
-        return len(alerts)
+                     url=a.url, article_id=a.article_id, alert_id=a.id, **kw)
 
     def sync_sources(self) -> None:
         entries = [(s.name, redact.url(s.url), "feed") for s in self.cfg.main.sources]
         entries += [(config.seed_source_name(f), Path(f).resolve().as_uri(), "seed")
                     for f in self.cfg.main.seeds]
-        self.source_ids = self.store.sync_sources(entries, self.clock())
+        self.source_ids = self.db.sources.sync(entries, self.clock())
 
     # -- matching -----------------------------------------------------------------------------
 
-    def decide(self, articles: list[Article]) -> list[list[AlertSpec]]:
-        """Detect each new article's language and the alerts its rules raise."""
+    def decide(self, articles: list[Article]) -> list[list[RuleHit]]:
+        """Detect each new article's language and the rules it matches."""
         out = []
         for a in articles:
             a.language = language.detect(f"{a.title}\n{a.summary}\n{a.body}", a.feed_language)
-            out.append([self.spec(m.rule.rule, m.explanations) for m in self.cfg.ruleset.match(a)])
+            out.append([(self.spec(m.rule.rule), m.explanations)
+                        for m in self.cfg.ruleset.match(a)])
         return out
 
-    def spec(self, rule: config.Rule, explanations: tuple[Explanation, ...] = ()) -> AlertSpec:
+    def spec(self, rule: config.Rule) -> AlertSpec:
         """What an alert of *rule* needs: its title, channels, window and throttle."""
         when = (rule.when.count, rule.when.within, rule.when.distinct_sources) \
             if rule.when is not None else None
-        return AlertSpec(rule.id, rule.display_title, rule.severity, explanations,
+        return AlertSpec(rule.id, rule.display_title, rule.severity,
                          tuple(self.cfg.notify_of(rule)), when, rule.throttle)
 
     def flush_held(self) -> int:
         """Alerts that throttles held back, once their window has passed without a new one."""
         specs = {cr.rule.id: self.spec(cr.rule) for cr in self.cfg.ruleset.rules
                  if cr.rule.throttle is not None}
-        alerts = self.store.flush_held(self.clock(), specs) if specs else []
-        for a in alerts:
-            self.metrics.alerts.labels(a.rule_id, a.severity).inc()
-            log.info("alert raised", rule=a.rule_id, severity=a.severity, title=a.title,
-                     url=a.url, article_id=a.article_id, alert_id=a.id, held=True)
+        outcomes = flush_held(self.db, specs) if specs else []
+        alerts = [o.alert for o in outcomes if o.alert is not None]
+        self._log_alerts(alerts, held=True)
         return len(alerts)
 
     def _store(self, source: str, prepared: list[Prepared], **kw: object) -> IngestResult:
-        result = self.store.ingest(self.source_ids[source], prepared, self.decide, self.clock(),
-                                   **kw)  # type: ignore[arg-type]
-        self.metrics.articles.labels(source).inc(result.new)
+        result = self.ingestor.ingest(self.source_ids[source], prepared, self.decide,
+                                      **kw)  # type: ignore[arg-type]
+        self.metrics.articles.labels(source).inc(result.new + result.updates)
         self.metrics.duplicates.labels(source).inc(result.duplicates)
         self.metrics.stories.inc(result.stories)
-        for a in result.alerts:
-            self.metrics.alerts.labels(a.rule_id, a.severity).inc()
-            log.info("alert raised", rule=a.rule_id, severity=a.severity, source=source,
-                     title=a.title, url=a.url, article_id=a.article_id, alert_id=a.id)
-        if result.new or result.alerts:
-            log.info("ingested", source=source, new=result.new, duplicates=result.duplicates,
-                     alerts=len(result.alerts))
+        self._log_alerts(result.alerts, source=source)
+        if result.new or result.updates or result.alerts:
+            log.info("ingested", source=source, new=result.new, updates=result.updates,
+                     duplicates=result.duplicates, alerts=len(result.alerts))
         return result
 
     # -- units of work ------------------------------------------------------------------------
@@ -188,7 +203,7 @@ class Pipeline:
             log.exception("source failed", source=name, error=error)
             nxt = schedule.next_poll(started, interval, 1, rand=self.rand) if interval else None
             try:
-                self.store.record_poll(sid, now=started, error=error, next_poll=nxt)
+                self.db.sources.record_poll(sid, now=started, error=error, next_poll=nxt)
             except Exception:
                 log.exception("cannot record the failure", source=name)
             return Polled(IngestResult(), error, nxt)
@@ -203,7 +218,7 @@ class Pipeline:
 
     def _poll_feed_timed(self, src: config.Source, sid: int,
                          started: datetime) -> tuple[Polled, str]:
-        state = self.store.source_state(sid)
+        state = self.db.sources.state(sid)
         try:
             fetched = self.fetcher.fetch(src, etag=state.etag, last_modified=state.last_modified)
             if fetched.not_modified:
@@ -223,7 +238,7 @@ class Pipeline:
             failures = state.failures + 1
             retry = exc.retry_after if isinstance(exc, FetchError) else None
             nxt = schedule.next_poll(started, src.interval, failures, retry, self.rand)
-            self.store.record_poll(sid, now=started, error=str(exc), next_poll=nxt)
+            self.db.sources.record_poll(sid, now=started, error=str(exc), next_poll=nxt)
             log.warning("source failed", source=src.name, url=redact.url(src.url),
                         error=str(exc), failures=failures, next_poll=nxt)
             return Polled(IngestResult(), str(exc), nxt), "error"
@@ -231,7 +246,7 @@ class Pipeline:
             log.warning("feed moved permanently; consider updating its url", source=src.name,
                         url=redact.url(src.url), moved_to=redact.url(fetched.moved_to))
         nxt = schedule.next_poll(started, src.interval, 0, rand=self.rand)
-        self.store.record_poll(
+        self.db.sources.record_poll(
             sid, now=started, error=None, next_poll=nxt, moved_to=fetched.moved_to,
             validators=None if fetched.not_modified else (fetched.etag, fetched.last_modified))
         return Polled(result, None, nxt), "not_modified" if fetched.not_modified else "ok"
@@ -239,7 +254,7 @@ class Pipeline:
     def _fill_full_text(self, src: config.Source, sid: int, prepared: list[Prepared]) -> None:
         """Fetch the page of each new article and take its main text as the body. A page that
         fails keeps the feed's text; it never fails the source."""
-        for p in self.store.unknown(sid, prepared):
+        for p in self.ingestor.fresh(sid, prepared):
             if not p.article.url:
                 continue
             try:
@@ -256,7 +271,7 @@ class Pipeline:
 
     def _poll_folder(self, folder: str, sid: int, started: datetime) -> Polled:
         name = config.seed_source_name(folder)
-        scan = seeds.scan(Path(folder), self.store.seed_files(sid))
+        scan = seeds.scan(Path(folder), self.db.sources.seed_files(sid))
         errors = list(scan.errors)
         prepared = []
         for f in scan.changed:
@@ -273,7 +288,7 @@ class Pipeline:
         for err in errors:
             log.warning("seed file failed", source=name, error=err)
         error = "; ".join(errors) or None
-        self.store.record_poll(sid, now=started, error=error, next_poll=None)
+        self.db.sources.record_poll(sid, now=started, error=error, next_poll=None)
         return Polled(result, error)
 
     def deliver(self, *, until_done: bool = False) -> DeliveryReport:
@@ -284,7 +299,7 @@ class Pipeline:
     def close(self) -> None:
         self.fetcher.close()
         self.http.close()
-        self.store.close()
+        self.db.close()
 
     def run_once(self) -> PassReport:
         """Everything once: every source, every seed folder, then delivery."""

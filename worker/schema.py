@@ -1,8 +1,11 @@
 """The database schema: SQLAlchemy 2 models, portable between SQLite and PostgreSQL.
 
-Exact dedupe is held by unique constraints, so two workers inserting the same article at once
-cannot both succeed: a GUID is unique per source, a canonical URL and a normalized-text hash are
-unique across sources. An alert is unique per (rule, story); a delivery per (alert, channel).
+Identity is per source (rules.md, Alerts): ``item_keys`` holds every GUID, canonical-URL and text
+hash a source has shown, pointing at the newest version of its item, and outlives pruning (a
+tombstone), so a pruned item is not new again. The same text is stored once per source (a
+unique constraint, the last word when two workers race); copies from other sources are
+articles of the same story. An alert is unique per (rule, story); a delivery per (alert,
+channel).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     ForeignKey,
@@ -106,11 +110,13 @@ class Story(Base):
 
 
 class Article(Base):
+    """One version of one item of one source. An item updated in place (same GUID or link,
+    new text) gets a new row, ``version`` one higher, in the same story."""
+
     __tablename__ = "articles"
     __table_args__ = (
-        UniqueConstraint("source_id", "guid_hash"),
-        UniqueConstraint("url_hash"),
-        UniqueConstraint("content_hash"),
+        UniqueConstraint("source_id", "content_hash"),
+        Index(None, "content_hash"),
         Index(None, "fetched_at"),
         Index(None, "story_id"),
     )
@@ -122,6 +128,7 @@ class Article(Base):
     url: Mapped[str | None] = mapped_column(Text)
     url_hash: Mapped[str | None] = mapped_column(String(32))
     content_hash: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer, default=1)
     title: Mapped[str] = mapped_column(Text)
     summary: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
@@ -131,20 +138,43 @@ class Article(Base):
     signature: Mapped[bytes | None] = mapped_column(LargeBinary)   # MinHash, for stories
 
 
-class StoryBand(Base):
-    """The locality-sensitive hashing index of stories: an article's signature bands."""
+class ItemKey(Base):
+    """A key a source has shown (``c:``/``g:``/``u:`` + hash), what it points to, and whether
+    it was found shared by different items (then it identifies nothing). Kept when the
+    article is pruned."""
 
-    __tablename__ = "story_bands"
-    __table_args__ = (Index(None, "band"),)
+    __tablename__ = "item_keys"
+    __table_args__ = (UniqueConstraint("source_id", "key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40))
+    article_id: Mapped[int | None] = mapped_column(
+        ForeignKey("articles.id", ondelete="SET NULL"), index=True)
+    story_id: Mapped[int | None] = mapped_column(BigId)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StoryIndex(Base):
+    """The locality-sensitive hashing index of stories: one row per (band, story), naming the
+    story's first article that carries the band; ``at`` is when the story last took an
+    article with it (a story takes copies for ``stories.HORIZON`` after that). A wire flood
+    of a hundred copies adds no rows once their bands are known."""
+
+    __tablename__ = "story_index"
+    __table_args__ = (UniqueConstraint("band", "story_id"), Index(None, "story_id"))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     band: Mapped[int] = mapped_column(BigInteger)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"),
                                             index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Alert(Base):
     __tablename__ = "alerts"
-    __table_args__ = (UniqueConstraint("rule_id", "story_id"), Index(None, "created_at"))
+    __table_args__ = (UniqueConstraint("rule_id", "story_id"), Index(None, "created_at"),
+                      Index(None, "rule_id", "created_at"))
     id: Mapped[str] = mapped_column(String(26), primary_key=True)       # a ULID
     rule_id: Mapped[str] = mapped_column(String(200))
     rule_title: Mapped[str] = mapped_column(Text)
@@ -170,14 +200,26 @@ class RuleHit(Base):
 
 
 class RuleState(Base):
-    """Per rule: when its window last fired, when it last alerted, and what its throttle
-    holds back (JSON)."""
+    """Per rule: when its window last fired."""
 
     __tablename__ = "rule_state"
     rule_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_alert_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    held: Mapped[str | None] = mapped_column(Text)
+
+
+class HeldAlert(Base):
+    """A story a throttle held back: it rides on the rule's next alert, or is flushed once
+    the window has passed."""
+
+    __tablename__ = "held_alerts"
+    __table_args__ = (UniqueConstraint("rule_id", "story_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(200))
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    story_id: Mapped[int] = mapped_column(BigId)
+    title: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Match(Base):
@@ -198,7 +240,7 @@ class Delivery(Base):
 
     __tablename__ = "deliveries"
     __table_args__ = (UniqueConstraint("alert_id", "channel"),
-                      Index(None, "status", "next_attempt"))
+                      Index(None, "status", "next_attempt"), Index(None, "channel", "sent_at"))
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(200))

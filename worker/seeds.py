@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker.parse import SEED_SUFFIXES
-from worker.store import SeedFileState, SeedFileUpdate
+from worker.db.sources import SeedFileState, SeedFileUpdate
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,16 +13,16 @@ from typing import Any
 import structlog
 
 from worker.alerts.payload import iso
-from worker.store import Store
+from worker.db import Database
 
 log = structlog.get_logger("raqib.web")
 
 Health = Callable[[], tuple[bool, str]]
 
 
-def _dashboard(store: Store) -> bytes:
-    alerts = store.alert_payloads(limit=50)
-    sources = store.sources()
+def _dashboard(store: Database) -> bytes:
+    alerts = store.listings.alert_payloads(limit=50)
+    sources = store.sources.all()
     rows = "".join(
         f"<tr><td>{escape(a['created_at'] or '')}</td><td>{escape(a['rule']['severity'])}</td>"
         f"<td>{escape(a['rule']['title'])}</td><td dir='auto'>"
@@ -47,7 +47,7 @@ border-bottom:1px solid #ddd;font-size:14px}}</style></head><body>
 
 class WebServer:
     def __init__(self, listen: str, *, health: Health, metrics: Callable[[], bytes],
-                 store: Store) -> None:
+                 store: Database) -> None:
         host, _, port = listen.rpartition(":")
         self.address = (host.strip("[]") or "127.0.0.1", int(port))
         server = self

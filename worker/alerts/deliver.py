@@ -6,7 +6,9 @@ one never holds up the others. A failed attempt is retried with exponential back
 (first retry after about 10 s, at most an hour apart, never sooner than a receiver's Retry-After);
 after 24 hours, the channel's ``max_attempts``, or an answer that retrying cannot change, the
 delivery is dead: kept, logged, shown by ``raqib alerts`` and sent again by
-``raqib alerts retry ID``. A channel's ``rate`` holds what exceeds it in the outbox for later.
+``raqib alerts retry ID``. A channel's ``rate`` (N per period) holds what exceeds it in the
+outbox for later; it is counted over a sliding window from the deliveries the outbox marks
+sent, so a reload, a restart or a second worker neither refills nor multiplies it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from worker.alerts.channels import Channel
 from worker.alerts.digest import build_digest
 from worker.errors import DeliveryError
 from worker.metrics import Metrics
-from worker.store import DueDelivery, Store
+from worker.db import Database, DueDelivery
 
 log = structlog.get_logger("raqib.deliver")
 
@@ -44,21 +46,18 @@ def retry_delay(attempts: int, rand: Callable[[], float] = random.random) -> tim
 
 
 class RateLimit:
-    """A token bucket: *count* messages per *seconds*, refilled continuously."""
+    """*count* messages per *seconds*, over a sliding window of the channel's sent rows."""
 
-    def __init__(self, count: int, seconds: float, now: datetime) -> None:
-        self.capacity = float(count)
-        self.per_second = count / seconds
-        self.tokens = float(count)
-        self.stamp = now
+    def __init__(self, db: Database, channel: str, count: int, seconds: float) -> None:
+        self.db = db
+        self.channel = channel
+        self.count = count
+        self.window = timedelta(seconds=seconds)
 
-    def take(self, wanted: int, now: datetime) -> int:
-        elapsed = max(0.0, (now - self.stamp).total_seconds())
-        self.tokens = min(self.capacity, self.tokens + elapsed * self.per_second)
-        self.stamp = now
-        granted = min(wanted, int(self.tokens))
-        self.tokens -= granted
-        return granted
+    def allowed(self, wanted: int, now: datetime) -> int:
+        """How many of *wanted* messages may go out at *now*."""
+        sent, _ = self.db.outbox.sent_since(self.channel, now - self.window)
+        return max(0, min(wanted, self.count - sent))
 
 
 @dataclass
@@ -76,19 +75,18 @@ class DeliveryReport:
 
 
 class Deliverer:
-    def __init__(self, store: Store, channels: dict[str, Channel],
+    def __init__(self, db: Database, channels: dict[str, Channel],
                  specs: dict[str, config.Channel], clock: Callable[[], datetime], *,
                  rand: Callable[[], float] = random.random, batch: int = 500,
                  metrics: Metrics | None = None) -> None:
         self.metrics = metrics or Metrics()
-        self.store = store
+        self.db = db
         self.channels = channels
         self.specs = specs
         self.clock = clock
         self.rand = rand
         self.batch = batch
-        now = clock()
-        self.limits = {name: RateLimit(*config.parse_rate(spec.rate), now)
+        self.limits = {name: RateLimit(db, name, *config.parse_rate(spec.rate))
                        for name, spec in specs.items() if spec.rate}
         # Channels with a digest get their alerts at digest time, not one by one.
         self.immediate = sorted(n for n in channels if not (n in specs and specs[n].digest))
@@ -98,23 +96,23 @@ class Deliverer:
         """Send channel *name* one message with every alert waiting for it; returns how many
         alerts it carried (0: nothing to send, or it failed and they wait for the next)."""
         with self._lock:
-            due = self.store.pending_deliveries(name)
+            due = self.db.outbox.pending(name)
             if not due:
                 return 0
-            payloads = self.store.alert_payloads(ids=sorted({d.alert_id for d in due}))
+            payloads = self.db.listings.alert_payloads(ids=sorted({d.alert_id for d in due}))
             digest = build_digest(name, payloads, self.clock())
             try:
                 self.channels[name].send_digest(digest)
             except Exception as exc:   # the isolation boundary of one digest
                 for d in due:
-                    self.store.delivery_failed(d.id, f"digest: {exc}", self.clock())
+                    self.db.outbox.failed(d.id, f"digest: {exc}", self.clock())
                 self.metrics.deliveries.labels(name, "failed").inc(len(due))
                 log.warning("digest failed; its alerts wait for the next one", channel=name,
                             alerts=len(due), error=str(exc))
                 return 0
             now = self.clock()
             for d in due:
-                self.store.delivered(d.id, now)
+                self.db.outbox.delivered(d.id, now)
             self.metrics.deliveries.labels(name, "sent").inc(len(due))
             log.info("digest delivered", channel=name, alerts=len(due), digest_id=digest["id"])
             return len(due)
@@ -125,7 +123,7 @@ class Deliverer:
         report = DeliveryReport()
         with self._lock:
             while True:
-                due = self.store.due_deliveries(self.clock(), channels=self.immediate,
+                due = self.db.outbox.due(self.clock(), channels=self.immediate,
                                                 limit=self.batch)
                 if not due:
                     break
@@ -138,7 +136,7 @@ class Deliverer:
 
     def _round(self, due: list[DueDelivery]) -> DeliveryReport:
         payloads = {p["id"]: p for p in
-                    self.store.alert_payloads(ids=sorted({d.alert_id for d in due}))}
+                    self.db.listings.alert_payloads(ids=sorted({d.alert_id for d in due}))}
         by_channel: dict[str, list[DueDelivery]] = defaultdict(list)
         for d in due:
             by_channel[d.channel].append(d)
@@ -153,7 +151,7 @@ class Deliverer:
                  payloads: dict[str, dict[str, Any]]) -> DeliveryReport:
         report = DeliveryReport()
         limit = self.limits.get(name)
-        allowed = limit.take(len(due), self.clock()) if limit else len(due)
+        allowed = limit.allowed(len(due), self.clock()) if limit else len(due)
         report.held = len(due) - allowed
         for d in due[:allowed]:
             self._send(d, payloads[d.alert_id], report)
@@ -167,7 +165,7 @@ class Deliverer:
         except Exception as exc:   # DeliveryError, or a channel's bug: the same treatment
             self._failed(d, exc, report)
             return
-        self.store.delivered(d.id, self.clock())
+        self.db.outbox.delivered(d.id, self.clock())
         self.metrics.deliveries.labels(d.channel, "sent").inc()
         report.sent += 1
         log.info("alert delivered", channel=d.channel, alert_id=d.alert_id, attempt=d.attempts + 1)
@@ -186,7 +184,7 @@ class Deliverer:
             max_attempts is not None and attempts >= max_attempts)
         retry = None if give_up else now + max(retry_delay(attempts, self.rand),
                                                wait or timedelta(0))
-        self.store.delivery_failed(d.id, error, retry)
+        self.db.outbox.failed(d.id, error, retry)
         self.metrics.deliveries.labels(d.channel, "dead" if give_up else "failed").inc()
         report.failed += 1
         if give_up:

@@ -1,0 +1,133 @@
+"""Raising alerts: the policy's decisions applied to a ledger.
+
+``raise_alerts`` is the one implementation of "what alerts" for a batch of candidates (stored
+articles that matched a rule), and ``flush_held`` the one for throttles whose window has
+passed. Live ingest calls them inside its unit of work with the SQL ledger; ``backtest`` with
+the in-memory one, in the articles' stored order and time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from ulid import ULID
+
+from worker.alerts import policy
+from worker.alerts.ledger import Ledger
+from worker.alerts.policy import Decision, Reason, Target
+from worker.domain import AlertRecord, AlertSpec, Candidate, HeldRecord, HitRecord
+
+NewId = Callable[[datetime], str]
+
+
+def ulid_at(now: datetime) -> str:
+    """A ULID for an alert raised at *now* (sorts by time)."""
+    return str(ULID.from_datetime(now))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One candidate's decision and, when it fired and was written, its alert."""
+
+    candidate: Candidate | None
+    rule_id: str
+    decision: Decision
+    alert: AlertRecord | None
+
+
+def _alert(spec: AlertSpec, target: Target, decision: Decision, at: datetime,
+           candidate: Candidate | None, new_id: NewId) -> AlertRecord:
+    # A window may fire on another story than the current hit's: its terms were found there,
+    # not here, so the explanations go only with the hit's own article.
+    explanations = candidate.explanations if candidate is not None and \
+        candidate.article_id == target.article_id else ()
+    return AlertRecord(id=new_id(at), rule_id=spec.rule_id, rule_title=spec.rule_title,
+                       severity=spec.severity, story_id=target.story_id,
+                       article_id=target.article_id, created_at=at, channels=spec.channels,
+                       explanations=explanations, detail=decision.detail, title=target.title,
+                       url=target.url)
+
+
+def decide(c: Candidate, ledger: Ledger) -> Decision:
+    """The decision for one candidate, recording its window hit or throttle hold."""
+    spec = c.spec
+    current = Target(c.article_id, c.story_id, c.title, c.url)
+    if spec.when is not None:
+        count, within, distinct = spec.when
+        ledger.add_hit(HitRecord(spec.rule_id, c.article_id, c.story_id, c.source_id, c.at,
+                                 c.title, c.url))
+        start = policy.window_start(c.at, within, ledger.last_fired(spec.rule_id))
+        hits = ledger.hits(spec.rule_id, after=start)
+        alerted = ledger.alerted(spec.rule_id, {h.story_id for h in hits} | {c.story_id})
+        decision = policy.window(count, within, distinct, hits, alerted, current)
+    else:
+        decision = policy.plain(bool(ledger.alerted(spec.rule_id, [c.story_id])), current)
+    if not decision.fire or spec.throttle is None:
+        return decision
+    assert decision.target is not None
+    if policy.throttle(spec.throttle, ledger.last_alert(spec.rule_id), c.at) is Reason.HELD:
+        t = decision.target
+        ledger.hold(HeldRecord(spec.rule_id, t.article_id, t.story_id, t.title, t.url, c.at))
+        if spec.when is not None:   # the window did fill: it does not fill again for this
+            ledger.set_last_fired(spec.rule_id, c.at)
+        return Decision(Reason.HELD, None, decision.detail)
+    return policy.with_held(decision, ledger.held(spec.rule_id))
+
+
+def raise_alerts(candidates: Iterable[Candidate], ledger: Ledger, *,
+                 new_id: NewId = ulid_at) -> list[Outcome]:
+    """Decide each candidate in order (each seeing what the ones before it did) and write the
+    alerts that fire. Returns every outcome, fired or not, with its reason."""
+    out: list[Outcome] = []
+    for c in candidates:
+        decision = decide(c, ledger)
+        alert = None
+        if decision.fire:
+            assert decision.target is not None
+            record = _alert(c.spec, decision.target, decision, c.at, c, new_id)
+            if ledger.add_alert(record):
+                alert = record
+                if c.spec.when is not None:
+                    ledger.set_last_fired(c.spec.rule_id, c.at)
+                if c.spec.throttle is not None:
+                    ledger.release(c.spec.rule_id)
+        out.append(Outcome(c, c.spec.rule_id, decision, alert))
+    return out
+
+
+def flush_held(specs: Mapping[str, AlertSpec], ledger: Ledger, now: datetime, *,
+               new_id: NewId = ulid_at) -> list[Outcome]:
+    """Throttled rules whose window has passed with stories held back: one alert each, on
+    the newest held story that has none yet, carrying the count and titles of all."""
+    out: list[Outcome] = []
+    for rule_id in ledger.rules_holding():
+        spec = specs.get(rule_id)
+        if spec is None or spec.throttle is None:
+            continue
+        held = ledger.held(rule_id)
+        alerted = ledger.alerted(rule_id, [h.story_id for h in held])
+        decision = policy.flush(spec.throttle, ledger.last_alert(rule_id), held, alerted, now)
+        alert = None
+        if decision.reason is Reason.FLUSH_NOTHING:
+            ledger.release(rule_id)
+        elif decision.fire:
+            assert decision.target is not None
+            record = _alert(spec, decision.target, decision, now, None, new_id)
+            if ledger.add_alert(record):
+                alert = record
+            ledger.release(rule_id)
+        out.append(Outcome(None, rule_id, decision, alert))
+    return out
+
+
+def next_flush(specs: Mapping[str, AlertSpec], ledger: Ledger) -> datetime | None:
+    """When the earliest held throttle comes due (for replay in stored time)."""
+    due: list[datetime] = []
+    for rule_id in ledger.rules_holding():
+        spec = specs.get(rule_id)
+        last = ledger.last_alert(rule_id)
+        if spec is not None and spec.throttle is not None and last is not None:
+            due.append(last + spec.throttle)
+    return min(due) if due else None

@@ -1,0 +1,124 @@
+"""Read models: alerts as payloads, articles, stories, counts (for the CLI, the dashboard and
+delivery)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from worker.db.articles import chunks
+from worker.db.uow import Units
+from worker.payload import build_payload
+from worker.schema import Alert, Article, Match, Source, Story
+
+
+class Listings:
+    def __init__(self, units: Units) -> None:
+        self.units = units
+
+    def alert_payloads(self, *, ids: Sequence[str] | None = None,
+                       since: datetime | None = None,
+                       limit: int | None = None) -> list[dict[str, Any]]:
+        """Alerts as payload dicts (interfaces.md), newest first."""
+        q = (select(Alert, Article.url, Article.title, Article.published, Article.language,
+                    Source.name)
+             .join(Article, Article.id == Alert.article_id)
+             .join(Source, Source.id == Article.source_id)
+             .order_by(Alert.created_at.desc(), Alert.id.desc()))
+        if ids is not None:
+            q = q.where(Alert.id.in_(list(ids)))
+        if since is not None:
+            q = q.where(Alert.created_at >= since)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.units.read("list alerts") as conn:
+            rows = conn.execute(q).all()
+            alert_ids = [r._mapping["id"] for r in rows]
+            matches: dict[str, list[dict[str, str]]] = {a: [] for a in alert_ids}
+            for part in chunks(alert_ids):
+                q1 = select(Match.alert_id, Match.term, Match.field, Match.text, Match.snippet)
+                for aid, term, fname, text, snippet in conn.execute(
+                        q1.where(Match.alert_id.in_(part)).order_by(Match.id)):
+                    matches[aid].append({"term": term, "field": fname, "text": text,
+                                         "snippet": snippet})
+            counts: dict[int, tuple[int, int]] = {}
+            for part in chunks(sorted({r._mapping["story_id"] for r in rows})):
+                q2 = (select(Article.story_id, func.count(func.distinct(Article.source_id)),
+                             func.count())
+                      .where(Article.story_id.in_(part)).group_by(Article.story_id))
+                counts.update({sid: (n, a) for sid, n, a in conn.execute(q2)
+                               if sid is not None})
+        out = []
+        for r in rows:
+            m = r._mapping
+            sources, articles = counts.get(m["story_id"], (1, 1))
+            payload = build_payload(
+                alert_id=m["id"], created_at=m["created_at"], rule_id=m["rule_id"],
+                rule_title=m["rule_title"], severity=m["severity"], article_id=m["article_id"],
+                url=m["url"], title=m["title"], source=m["name"], published=m["published"],
+                language=m["language"], story_id=m["story_id"], story_sources=sources,
+                matches=matches[m["id"]],
+                detail=json.loads(m["detail"]) if m["detail"] else None)
+            payload["story"]["articles"] = articles
+            out.append(payload)
+        return out
+
+    def articles(self, *, since: datetime | None = None, source: str | None = None,
+                 limit: int | None = None) -> list[dict[str, Any]]:
+        """Stored articles (every version), newest first."""
+        q = (select(Article.id, Source.name.label("source"), Article.url, Article.title,
+                    Article.published, Article.language, Article.story_id.label("story"),
+                    Article.version, Article.fetched_at)
+             .join(Source, Source.id == Article.source_id)
+             .order_by(func.coalesce(Article.published, Article.fetched_at).desc(),
+                       Article.id.desc()))
+        if since is not None:
+            q = q.where(Article.fetched_at >= since)
+        if source is not None:
+            q = q.where(Source.name == source)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.units.read("list articles") as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def stories(self, *, since: datetime | None = None,
+                limit: int | None = None) -> list[dict[str, Any]]:
+        """Stories with their articles and sources, newest first."""
+        q = select(Story.id, Story.title, Story.created_at).order_by(Story.created_at.desc(),
+                                                                   Story.id.desc())
+        if since is not None:
+            q = q.where(Story.created_at >= since)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.units.read("list stories") as conn:
+            stories = [dict(r._mapping) for r in conn.execute(q)]
+            members: dict[int, list[dict[str, Any]]] = {s["id"]: [] for s in stories}
+            for part in chunks(list(members)):
+                rows = conn.execute(
+                    select(Article.story_id, Article.id, Source.name, Article.url,
+                           Article.title, Article.published, Article.version)
+                    .join(Source, Source.id == Article.source_id)
+                    .where(Article.story_id.in_(part)).order_by(Article.id))
+                for sid, aid, source, url, title, published, version in rows:
+                    members[int(sid or 0)].append({"id": aid, "source": source, "url": url,
+                                                   "title": title, "published": published,
+                                                   "version": version})
+        for s in stories:
+            s["articles"] = members[s["id"]]
+            s["sources"] = sorted({a["source"] for a in s["articles"]})
+        return stories
+
+    def count_articles(self, since: datetime | None = None) -> int:
+        q = select(func.count()).select_from(Article)
+        if since is not None:
+            q = q.where(Article.fetched_at >= since)
+        with self.units.read("count articles") as conn:
+            return int(conn.scalar(q) or 0)
+
+    def count(self, model: Any) -> int:
+        with self.units.read("count rows") as conn:
+            return int(conn.scalar(select(func.count()).select_from(model)) or 0)
