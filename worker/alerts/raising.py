@@ -82,6 +82,10 @@ def raise_alerts(candidates: Iterable[Candidate], ledger: Ledger, *,
     alerts that fire. Returns every outcome, fired or not, with its reason."""
     out: list[Outcome] = []
     for c in candidates:
+        if c.spec.throttle is not None:   # a window that has passed is flushed first
+            flushed = _flush_rule(c.spec, ledger, c.at, new_id)
+            if flushed is not None and flushed.decision.reason is not Reason.FLUSH_NOT_DUE:
+                out.append(flushed)
         decision = decide(c, ledger)
         alert = None
         if decision.fire:
@@ -97,6 +101,31 @@ def raise_alerts(candidates: Iterable[Candidate], ledger: Ledger, *,
     return out
 
 
+def _flush_rule(spec: AlertSpec, ledger: Ledger, now: datetime,
+                new_id: NewId) -> Outcome | None:
+    """Flush one throttled rule's held stories if its window is over at *now*. The alert is
+    dated when the window closed (the last alert + the throttle), whenever the flush runs,
+    so live alerting and replay agree whatever the phase of the job that flushes."""
+    assert spec.throttle is not None
+    held = ledger.held(spec.rule_id)
+    if not held:
+        return None
+    alerted = ledger.alerted(spec.rule_id, [h.story_id for h in held])
+    last = ledger.last_alert(spec.rule_id)
+    decision = policy.flush(spec.throttle, last, held, alerted, now)
+    alert = None
+    if decision.reason is Reason.FLUSH_NOTHING:
+        ledger.release(spec.rule_id)
+    elif decision.fire:
+        assert decision.target is not None
+        at = last + spec.throttle if last is not None else now
+        record = _alert(spec, decision.target, decision, at, None, new_id)
+        if ledger.add_alert(record):
+            alert = record
+        ledger.release(spec.rule_id)
+    return Outcome(None, spec.rule_id, decision, alert)
+
+
 def flush_held(specs: Mapping[str, AlertSpec], ledger: Ledger, now: datetime, *,
                new_id: NewId = ulid_at) -> list[Outcome]:
     """Throttled rules whose window has passed with stories held back: one alert each, on
@@ -106,19 +135,9 @@ def flush_held(specs: Mapping[str, AlertSpec], ledger: Ledger, now: datetime, *,
         spec = specs.get(rule_id)
         if spec is None or spec.throttle is None:
             continue
-        held = ledger.held(rule_id)
-        alerted = ledger.alerted(rule_id, [h.story_id for h in held])
-        decision = policy.flush(spec.throttle, ledger.last_alert(rule_id), held, alerted, now)
-        alert = None
-        if decision.reason is Reason.FLUSH_NOTHING:
-            ledger.release(rule_id)
-        elif decision.fire:
-            assert decision.target is not None
-            record = _alert(spec, decision.target, decision, now, None, new_id)
-            if ledger.add_alert(record):
-                alert = record
-            ledger.release(rule_id)
-        out.append(Outcome(None, rule_id, decision, alert))
+        outcome = _flush_rule(spec, ledger, now, new_id)
+        if outcome is not None:
+            out.append(outcome)
     return out
 
 
