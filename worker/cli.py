@@ -55,13 +55,9 @@ def _report_invalid(exc: ConfigError) -> int:
 
 
 def _store(cfg: config.Config, *, migrate: bool) -> Database:
-    """The database. The embedded SQLite database is migrated on any use; run and once also
-    migrate a PostgreSQL database (workers starting together take turns under an advisory
-    lock), while listings leave a shared database as it is."""
-    store = Database(cfg.main.database)
-    if migrate or store.dialect == "sqlite":
-        store.migrate()
-    return store
+    from worker.app import open_database  # noqa: PLC0415 (keeps `check` light)
+
+    return open_database(cfg, migrate=migrate)
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -77,24 +73,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _pipeline(cfg: config.Config) -> Any:
-    from worker.pipeline import Pipeline  # noqa: PLC0415 (keeps `check` and listings light)
-
-    for warning in cfg.warnings:
-        log.warning("configuration", problem=str(warning))
-    store = _store(cfg, migrate=True)
-    pipeline = Pipeline(cfg, store)
-    pipeline.sync_sources()
-    return pipeline
-
-
 def cmd_once(args: argparse.Namespace) -> int:
-    cfg = _load(args)
-    pipeline = _pipeline(cfg)
+    from worker.app import build_app  # noqa: PLC0415 (keeps `check` and listings light)
+
+    app = build_app(_load(args))
     try:
-        report = pipeline.run_once()
+        report = app.pipeline.run_once()
     finally:
-        pipeline.close()
+        app.close()
     print(f"new {report.new}, duplicates {report.duplicates}, alerts {report.alerts}, "
           f"delivered {report.delivery.sent}, delivery failures {report.delivery.failed}, "
           f"failed sources {len(report.failed_sources)}"
@@ -103,14 +89,14 @@ def cmd_once(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from worker.app import build_app  # noqa: PLC0415
     from worker.daemon import Daemon  # noqa: PLC0415
 
-    cfg = _load(args)
-    pipeline = _pipeline(cfg)
+    app = build_app(_load(args))
     try:
-        return Daemon(pipeline).run()
+        return Daemon(app.pipeline).run()
     finally:
-        pipeline.close()
+        app.close()
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

@@ -8,9 +8,13 @@ coalesced and runs one instance at a time.
 
 The configuration, rule files and entity packs are watched and reloaded on change and on
 SIGHUP; an invalid change is refused (each problem logged as FILE:LINE) and the running
-configuration stays. The first SIGTERM or SIGINT stops new work and gives running jobs a grace
-period to finish; a second one exits at once. Database writes are transactions, so neither
-leaves half-written state.
+configuration stays.
+
+Stopping, as rq and arq do: a warm stop (the first SIGTERM or SIGINT, or ``stop()``) takes no
+new work and gives running jobs a grace period to finish; a cold stop (a second signal, or
+``stop(cold=True)``) waits for nothing. Database writes are transactions, so neither leaves
+half-written state. ``start()`` and ``stop()`` run the daemon in-process without touching
+signal handlers (tests, embedding); ``run()`` is the command's loop, which installs them.
 """
 
 from __future__ import annotations
@@ -25,7 +29,13 @@ from types import FrameType
 from typing import Any
 
 import structlog
-from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_SUBMITTED,
+    JobEvent,
+    JobSubmissionEvent,
+)
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -54,6 +64,7 @@ class Daemon:
         self.pipeline = pipeline
         self.grace = grace
         self.stopping = threading.Event()
+        self.cold = threading.Event()
         self.reload_lock = threading.Lock()
         self.last_vacuum = pipeline.clock()
         # One thread per concurrent fetch, and a few for seeds, deliveries and housekeeping:
@@ -65,11 +76,14 @@ class Daemon:
             timezone="UTC",
         )
         self.scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
+        self.scheduler.add_listener(self._finished, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        self._running = 0
+        self._running_lock = threading.Lock()
         self.web: WebServer | None = None
         if web:
             try:
                 self.web = WebServer(pipeline.cfg.main.http.listen, health=self.health,
-                                     metrics=pipeline.metrics.exposition, store=pipeline.store)
+                                     metrics=pipeline.metrics.exposition, store=pipeline.db)
             except OSError as exc:   # the port is taken: run on, without the endpoint
                 log.error("http: cannot listen; /healthz and /metrics are off",
                           listen=pipeline.cfg.main.http.listen, error=str(exc))
@@ -136,7 +150,19 @@ class Daemon:
         for name in set(before) - {s.name for s in cfg.main.sources}:
             self.scheduler.remove_job(f"source:{name}")
 
+    def _finished(self, _event: JobEvent) -> None:
+        with self._running_lock:
+            self._running -= 1
+
+    @property
+    def running_jobs(self) -> int:
+        """Jobs running now."""
+        with self._running_lock:
+            return self._running
+
     def _submitted(self, event: JobSubmissionEvent) -> None:
+        with self._running_lock:
+            self._running += 1
         late = self.pipeline.clock() - max(event.scheduled_run_times)
         self.pipeline.metrics.lag.set(max(0.0, late.total_seconds()))
 
@@ -263,15 +289,16 @@ class Daemon:
             threading.Thread(target=self.reload, args=("SIGHUP",), daemon=True).start()
             return
         if self.stopping.is_set():
-            log.warning("second signal: exiting now", signal=name)
+            log.warning("second signal: cold stop, exiting now", signal=name)
+            self.cold.set()
             os._exit(1)
         log.info("stopping: no new work; running jobs may finish", signal=name,
                  grace_seconds=self.grace.total_seconds())
         self.stopping.set()
 
-    def run(self) -> int:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, self._on_signal)
+    def start(self) -> None:
+        """Schedule every job and start the scheduler, the HTTP endpoint and the watcher;
+        returns at once. Installs no signal handler."""
         self._schedule()
         self.scheduler.start()
         if self.web is not None:
@@ -280,20 +307,37 @@ class Daemon:
             self.watcher.start()
         log.info("raqib running", sources=len(self.pipeline.cfg.main.sources),
                  seeds=self.pipeline.cfg.main.seeds, rules=len(self.pipeline.cfg.ruleset))
-        while not self.stopping.wait(1.0):
-            pass
+
+    def stop(self, *, cold: bool = False, grace: timedelta | None = None) -> bool:
+        """Stop: warm (no new work; wait up to *grace*, by default the daemon's, for running
+        jobs) or *cold* (wait for nothing). Returns True when no job was left running."""
+        self.stopping.set()
+        if cold:
+            self.cold.set()
         if self.watcher is not None:
             self.watcher.stop()
-        stopper = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True},
+        wait = 0.0 if cold else (grace or self.grace).total_seconds()
+        stopper = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": not cold},
                                    daemon=True)
         stopper.start()
-        stopper.join(self.grace.total_seconds())
+        stopper.join(wait if not cold else 5.0)
         if self.web is not None:
             self.web.stop()
-        if stopper.is_alive():
+        finished = not stopper.is_alive() and self.running_jobs <= 0
+        log.info("raqib stopped" if finished else "raqib stopped with jobs still running",
+                 cold=cold)
+        return finished
+
+    def run(self) -> int:
+        """The command's loop: signal handlers, start, wait for a signal, stop warm."""
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+        self.start()
+        while not self.stopping.wait(1.0):
+            pass
+        if not self.stop():
             log.warning("grace period over: exiting with jobs still running")
             os._exit(0)   # the pool's threads would hold the exit; their writes are transactions
-        log.info("raqib stopped")
         return 0
 
 
