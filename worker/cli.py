@@ -176,11 +176,13 @@ def cmd_articles(args: argparse.Namespace) -> int:
         rows = store.listings.articles(since=args.since, source=args.source, limit=args.limit)
         return [{"id": r["id"], "source": r["source"], "url": r["url"], "title": r["title"],
                  "published": iso(r["published"]), "language": r["language"],
-                 "story": None if r["story"] is None else str(r["story"])} for r in rows]
+                 "story": None if r["story"] is None else str(r["story"]),
+                 "version": r["version"]} for r in rows]
 
     return _listing(args, fetch, [("id", "ID", 8), ("published", "PUBLISHED", 20),
                                   ("source", "SOURCE", 16), ("language", "LANG", 4),
-                                  ("story", "STORY", 8), ("title", "TITLE", 70),
+                                  ("story", "STORY", 8), ("version", "V", 2),
+                                  ("title", "TITLE", 70),
                                   ("url", "URL", 60)])
 
 
