@@ -25,7 +25,7 @@ from worker.alerts.deliver import Deliverer, DeliveryReport
 from worker.db import Database
 from worker.dedupe import Prepared
 from worker.domain import AlertRecord, AlertSpec, Article
-from worker.errors import FetchError, ParseError
+from worker.errors import FetchError, ParseError, StorageError
 from worker.fetch import Fetcher
 from worker.ingestor import (
     IngestResult,
@@ -199,7 +199,8 @@ class Pipeline:
         try:
             return poll(sid, started)
         except Exception as exc:   # a bug or a database failure: contain it to this source
-            error = f"internal error: {type(exc).__name__}: {exc}"
+            error = str(exc) if isinstance(exc, StorageError) else \
+                f"internal error: {type(exc).__name__}: {exc}"
             log.exception("source failed", source=name, error=error)
             nxt = schedule.next_poll(started, interval, 1, rand=self.rand) if interval else None
             try:
