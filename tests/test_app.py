@@ -136,7 +136,7 @@ def test_daemon_runs_in_process_and_stops_warm(tmp_path: Path, http_server: Serv
     handlers = {s: __import__("signal").getsignal(s) for s in (2, 15)}
     daemon.start()
     try:
-        assert wait_for(lambda: (tmp_path / "alerts.jsonl").exists())
+        assert wait_for((tmp_path / "alerts.jsonl").exists)
         assert daemon.health() == (True, "running")
     finally:
         assert daemon.stop() is True

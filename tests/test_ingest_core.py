@@ -158,8 +158,8 @@ def test_a_channel_rate_holds_across_a_reload(tmp_path: Path, db_url: str,
     case = "05-same-guid-every-item"
     serve(http_server, case, "/feed.xml", "feed.xml")
     rules = (CASES / case / "rules.yaml").read_text()
-    pipe, db = setup(tmp_path, db_url, rules, [("bulletins", http_server.url("/feed.xml"), [])],
-                     clock, extra="")
+    pipe, _ = setup(tmp_path, db_url, rules, [("bulletins", http_server.url("/feed.xml"), [])],
+                    clock)
     text = (tmp_path / "raqib.yaml").read_text().replace(
         "path: " + str(tmp_path / "alerts.jsonl") + "}",
         "path: " + str(tmp_path / "alerts.jsonl") + ", rate: 1/hour}")

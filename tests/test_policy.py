@@ -50,7 +50,7 @@ def test_plain(alerted: bool, reason: Reason) -> None:
 ])
 def test_window(count: int, distinct: bool, hits: list[HitRecord], alerted: set[int],
                 reason: Reason, target_story: int | None) -> None:
-    d = policy.window(count, 6 * H, distinct, hits, alerted, CUR)
+    d = policy.window((count, 6 * H, distinct), hits, alerted, CUR)
     assert d.reason is reason
     assert (d.target.story_id if d.target else None) == target_story
     if d.fire:
@@ -177,7 +177,7 @@ def test_live_and_backtest_raise_the_same_alerts(tmp_path: Path, db_url: str) ->
     # one story, four outlets: one alert per (rule, story), however many sources fill windows
     pairs = [(r.rule_id, h.story_id) for r in results for h in r.hits]
     assert len(pairs) == len(set(pairs))
-    by_rule = {r.rule_id: [h for h in r.hits] for r in results}
+    by_rule = {r.rule_id: list(r.hits) for r in results}
     first_story = by_rule["plain"][0].story_id
     assert [h.story_id for h in by_rule["corroborated"]].count(first_story) == 1
     assert any(h.held for h in by_rule["throttled"])   # the throttle held some back

@@ -16,8 +16,8 @@ from sqlalchemy.exc import DBAPIError
 
 from worker import __version__, config, logs, redact
 from worker.alerts.payload import iso
-from worker.errors import ConfigError
 from worker.db import Database
+from worker.errors import ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 log = structlog.get_logger("raqib.cli")

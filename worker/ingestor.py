@@ -109,11 +109,12 @@ class Ingestor:
         for p in fresh:
             _ = p.signature   # computed here, outside the lock
         with self.db.units.ingest_unit(f"ingest into source {source_id}") as uow:
-            self._write(uow, source_id, fresh, matched, fetch_shared, result)
+            self._write(uow, source_id, fresh, matched=matched, fetch_shared=fetch_shared,
+                        result=result)
             record_seed_files(uow.conn, uow.dialect, source_id, seed_files, uow.now)
         return result
 
-    def _write(self, uow: UnitOfWork, source_id: int, fresh: list[Prepared],
+    def _write(self, uow: UnitOfWork, source_id: int, fresh: list[Prepared], *,
                matched: dict[int, list[RuleHit]], fetch_shared: set[str],
                result: IngestResult) -> None:
         conn, now = uow.conn, uow.now

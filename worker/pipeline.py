@@ -28,8 +28,8 @@ from worker.domain import AlertRecord, AlertSpec, Article
 from worker.errors import FetchError, ParseError, StorageError
 from worker.fetch import Fetcher
 from worker.ingestor import (
-    IngestResult,
     Ingestor,
+    IngestResult,
     RuleHit,
     catch_up_candidates,
     flush_held,

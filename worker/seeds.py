@@ -9,8 +9,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.parse import SEED_SUFFIXES
 from worker.db.sources import SeedFileState, SeedFileUpdate
+from worker.parse import SEED_SUFFIXES
 
 
 @dataclass(frozen=True, slots=True)

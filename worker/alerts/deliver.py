@@ -27,9 +27,9 @@ import structlog
 from worker import config
 from worker.alerts.channels import Channel
 from worker.alerts.digest import build_digest
+from worker.db import Database, DueDelivery
 from worker.errors import DeliveryError
 from worker.metrics import Metrics
-from worker.db import Database, DueDelivery
 
 log = structlog.get_logger("raqib.deliver")
 

@@ -76,11 +76,13 @@ def plain(story_alerted: bool, target: Target) -> Decision:
     return Decision(Reason.FIRE, target)
 
 
-def window(count: int, within: timedelta, distinct_sources: bool,
-           hits: Sequence[HitRecord], alerted: set[int], current: Target) -> Decision:
-    """A ``when:`` rule. *hits*: the rule's hits counted by this window (stored after the
-    window's start and after its last firing, the current one included), newest first;
-    *alerted*: which of their stories already have an alert of the rule."""
+def window(when: tuple[int, timedelta, bool], hits: Sequence[HitRecord], alerted: set[int],
+           current: Target) -> Decision:
+    """A ``when: (count, within, distinct_sources)`` rule. *hits*: the rule's hits counted by
+    this window (stored after the window's start and after its last firing, the current one
+    included), newest first; *alerted*: which of their stories already have an alert of the
+    rule."""
+    count, within, distinct_sources = when
     seen = len({h.source_id if distinct_sources else h.story_id for h in hits})
     if seen < count:
         return Decision(Reason.WINDOW_NOT_FULL)

@@ -37,7 +37,7 @@ class Outcome:
     alert: AlertRecord | None
 
 
-def _alert(spec: AlertSpec, target: Target, decision: Decision, at: datetime,
+def _alert(spec: AlertSpec, target: Target, decision: Decision, at: datetime, *,
            candidate: Candidate | None, new_id: NewId) -> AlertRecord:
     # A window may fire on another story than the current hit's: its terms were found there,
     # not here, so the explanations go only with the hit's own article.
@@ -55,13 +55,13 @@ def decide(c: Candidate, ledger: Ledger) -> Decision:
     spec = c.spec
     current = Target(c.article_id, c.story_id, c.title, c.url)
     if spec.when is not None:
-        count, within, distinct = spec.when
+        within = spec.when[1]
         ledger.add_hit(HitRecord(spec.rule_id, c.article_id, c.story_id, c.source_id, c.at,
                                  c.title, c.url))
         start = policy.window_start(c.at, within, ledger.last_fired(spec.rule_id))
         hits = ledger.hits(spec.rule_id, after=start)
         alerted = ledger.alerted(spec.rule_id, {h.story_id for h in hits} | {c.story_id})
-        decision = policy.window(count, within, distinct, hits, alerted, current)
+        decision = policy.window(spec.when, hits, alerted, current)
     else:
         decision = policy.plain(bool(ledger.alerted(spec.rule_id, [c.story_id])), current)
     if not decision.fire or spec.throttle is None:
@@ -90,7 +90,7 @@ def raise_alerts(candidates: Iterable[Candidate], ledger: Ledger, *,
         alert = None
         if decision.fire:
             assert decision.target is not None
-            record = _alert(c.spec, decision.target, decision, c.at, c, new_id)
+            record = _alert(c.spec, decision.target, decision, c.at, candidate=c, new_id=new_id)
             if ledger.add_alert(record):
                 alert = record
                 if c.spec.when is not None:
@@ -119,7 +119,7 @@ def _flush_rule(spec: AlertSpec, ledger: Ledger, now: datetime,
     elif decision.fire:
         assert decision.target is not None
         at = last + spec.throttle if last is not None else now
-        record = _alert(spec, decision.target, decision, at, None, new_id)
+        record = _alert(spec, decision.target, decision, at, candidate=None, new_id=new_id)
         if ledger.add_alert(record):
             alert = record
         ledger.release(spec.rule_id)

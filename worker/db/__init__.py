@@ -19,7 +19,7 @@ from worker.db.engine import database_url, make_engine, migrate
 from worker.db.listings import Listings
 from worker.db.outbox import DueDelivery, Outbox
 from worker.db.sources import SeedFileState, SeedFileUpdate, Sources
-from worker.db.uow import Units, UnitOfWork
+from worker.db.uow import UnitOfWork, Units
 from worker.errors import StorageError
 
 __all__ = ["Database", "DueDelivery", "SeedFileState", "SeedFileUpdate", "StorageError",
