@@ -34,15 +34,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from html import escape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-from bench.polling import serve
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var/bench-ingest.json"
@@ -244,6 +246,35 @@ def make_corpus(feeds: int, items: int, seed: int = SEED) -> Corpus:
     return Corpus(out, languages, items, wire_stories)
 
 
+def serve(feeds: list[bytes]) -> tuple[ThreadingHTTPServer, str]:
+    """The feeds at ``/{i}.xml`` on 127.0.0.1, a thread per connection. Our own (not
+    bench.polling's) so that this benchmark imports nothing that imports ``worker``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def do_GET(self) -> None:
+            try:
+                body = feeds[int(self.path.strip("/").removesuffix(".xml"))]
+            except (ValueError, IndexError):
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 # -- running raqib ---------------------------------------------------------------------------
 
 
@@ -267,6 +298,39 @@ class Run:
     alerts: int | None
     log_levels: dict[str, int] = field(default_factory=dict)
     log_problems: list[str] = field(default_factory=list)
+    # CPU seconds the rest of the machine used meanwhile: the PostgreSQL server, and anything
+    # else running (on SQLite rows, only the latter: load that makes the timings noisy)
+    rest_cpu: float | None = None
+    server_cpu: float | None = None    # this process: the feeds' HTTP server
+    load_before: float | None = None   # 1-minute load average as the run started
+    alerts_by_rule: dict[str, int] = field(default_factory=dict)
+
+
+def machine_busy() -> float | None:
+    """CPU seconds every process of the machine has used since boot (Linux), else None."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        ticks = [int(f) for f in fields]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)   # idle + iowait
+    busy = sum(ticks[:8]) - idle                             # no guest time: counted in user
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Timing:
+    wall: float
+    cpu: float                 # the raqib processes'
+    rest_cpu: float | None     # everything else on the machine
+    server_cpu: float          # this process (serving the feeds)
+    codes: list[int]
+    logs: list[Path]
 
 
 def child_env() -> dict[str, str]:
@@ -333,13 +397,14 @@ def read_logs(paths: list[Path]) -> tuple[dict[str, int], list[str]]:
     return levels, list(problems)[:20]
 
 
-def once(raqib: str, configs: list[Path], work: Path, tag: str) -> tuple[float, float, list[int],
-                                                                         list[Path]]:
-    """Start one ``raqib once`` per config at the same moment; wall seconds until the last
-    ends, the children's CPU seconds, exit codes and log files."""
+def once(raqib: str, configs: list[Path], work: Path, tag: str) -> Timing:
+    """Start one ``raqib once`` per config at the same moment: wall seconds until the last
+    ends, CPU seconds of the children and of the rest of the machine, exit codes, log files."""
     logs = [work / f"{tag}-{k}.log" for k in range(len(configs))]
     outs = [work / f"{tag}-{k}.out" for k in range(len(configs))]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy = machine_busy()
+    before = cpu_of(resource.RUSAGE_CHILDREN)
+    ours = cpu_of(resource.RUSAGE_SELF)
     start = time.perf_counter()
     procs = []
     for config, log, out in zip(configs, logs, outs, strict=True):
@@ -355,9 +420,12 @@ def once(raqib: str, configs: list[Path], work: Path, tag: str) -> tuple[float, 
                 p.kill()
                 p.wait()
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, codes, logs
+    cpu = cpu_of(resource.RUSAGE_CHILDREN) - before
+    server = cpu_of(resource.RUSAGE_SELF) - ours
+    busy_after = machine_busy()
+    rest = (None if busy is None or busy_after is None
+            else max(0.0, busy_after - busy - cpu - server))
+    return Timing(wall, cpu, rest, server, codes, logs)
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------
@@ -459,15 +527,20 @@ def run_row(row: Row, repeat: int, *, raqib: str, pg: str, corpus: Corpus, base:
     upgrade = raqib_cmd(raqib, every, "db", "upgrade", cwd=work)
     if upgrade.returncode != 0:
         raise SystemExit(f"raqib db upgrade failed on {row.key}: {upgrade.stderr.strip()}")
-    wall, cpu, codes, logs = once(raqib, configs, work, tag)
-    articles = listing(raqib, every, "articles", work)
-    alerts = listing(raqib, every, "alerts", work)
-    levels, problems = read_logs(logs)
-    run = Run(row.key, repeat, wall, cpu, codes,
+    load = os.getloadavg()[0]
+    timing = once(raqib, configs, work, tag)
+    with ThreadPoolExecutor(2) as pool:    # the two listings side by side: shorter runs
+        articles, alerts = pool.map(lambda what: listing(raqib, every, what, work),
+                                    ["articles", "alerts"])
+    levels, problems = read_logs(timing.logs)
+    run = Run(row.key, repeat, timing.wall, timing.cpu, timing.codes,
               stored=None if articles is None else len(articles),
               stories=None if articles is None else len({a.get("story") for a in articles}),
               alerts=None if alerts is None else len(alerts),
-              log_levels=levels, log_problems=problems)
+              log_levels=levels, log_problems=problems, rest_cpu=timing.rest_cpu,
+              server_cpu=timing.server_cpu, load_before=load,
+              alerts_by_rule=dict(sorted(Counter(
+                  str((a.get("rule") or {}).get("id")) for a in alerts or []).items())))
     if row.backend == "sqlite":
         for suffix in ("", "-wal", "-shm"):
             Path(f"{work}/{tag}.db{suffix}").unlink(missing_ok=True)
@@ -532,6 +605,16 @@ def warnings_of(runs: list[Run], corpus: Corpus) -> list[str]:
         if r.stored != corpus.articles:
             out.append(f"{where}: stored {r.stored} articles, expected {corpus.articles}")
         out.extend(f"{where}: log {p}" for p in r.log_problems)
+    # Without a database server, what the rest of the machine used is someone else's load.
+    busy = [r for r in runs if r.row.startswith("sqlite") and r.rest_cpu is not None
+            and r.rest_cpu > 0.25 * r.wall]
+    if busy:
+        worst = max(busy, key=lambda r: (r.rest_cpu or 0) / r.wall)
+        out.append(f"other load on the machine: in {len(busy)} of "
+                   f"{sum(r.row.startswith('sqlite') for r in runs)} SQLite runs other processes "
+                   f"used over a quarter of a core (up to {worst.rest_cpu:.1f} CPU s in "
+                   f"{worst.wall:.1f} s, {worst.row} run {worst.repeat + 1}); wall times are "
+                   "noisy, CPU s less so")
     return out
 
 
@@ -594,7 +677,9 @@ def main(argv: list[str] | None = None) -> None:
                     runs.append(run)
                     print(f"  {row.key:16} run {repeat + 1}: {run.wall:6.2f} s wall, "
                           f"{run.cpu:6.2f} s CPU, {run.stored} stored, {run.stories} stories, "
-                          f"{run.alerts} alerts, exit {run.exit_codes}", flush=True)
+                          f"{run.alerts} alerts, exit {run.exit_codes}; rest of the machine "
+                          f"{run.rest_cpu if run.rest_cpu is not None else float('nan'):.2f} "
+                          f"CPU s, load {run.load_before:.2f} before", flush=True)
     finally:
         server.shutdown()
         if any(r.backend == "postgresql" for r in rows):
