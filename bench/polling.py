@@ -102,8 +102,8 @@ def plain(base: str, out: Any) -> None:
 
 def pipeline(base: str, out: Any) -> None:
     from worker import config, logs  # noqa: PLC0415 (imported in the child process)
+    from worker.db import Database  # noqa: PLC0415
     from worker.pipeline import Pipeline  # noqa: PLC0415
-    from worker.store import Store  # noqa: PLC0415
 
     logs.configure(json=True, level="warning")   # as a daemon logs: no line per article
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,9 +115,9 @@ def pipeline(base: str, out: Any) -> None:
             "sources": [{"name": f"f{i}", "url": f"{base}/{i}.xml"} for i in range(FEEDS)],
         }))
         cfg = config.load_config(str(path), env={})
-        store = Store(cfg.main.database)
-        store.migrate()
-        p = Pipeline(cfg, store)
+        db = Database(cfg.main.database)
+        db.migrate()
+        p = Pipeline(cfg, db)
         p.sync_sources()
         results = []
         for _ in range(2):

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import feedparser
 
+from worker.db import Database
 from worker.dedupe import prepare
-from worker.items import Article
+from worker.domain import Article
+from worker.ingestor import Ingestor, RuleHit
 from worker.schema import Article as ArticleRow
-from worker.schema import Story, StoryBand
-from worker.store import AlertSpec, Store
+from worker.schema import Story, StoryIndex
 from worker.stories import BANDS, signature
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,38 +65,43 @@ def quality(corpus: list[str]) -> tuple[float, float, int, int]:
         sum(not p[2] for p in pairs)
 
 
-def fill(store: Store, n: int, rng: random.Random) -> int:
-    """*n* stored articles with random bands, in bulk; returns the source id."""
-    sid = store.sync_sources([("bench", "file:///bench", "feed")],
-                             datetime.now(UTC))["bench"]
+def fill(db: Database, n: int, rng: random.Random) -> int:
+    """*n* stored articles, one story each, with random bands, in bulk; returns the source
+    id."""
+    sid = db.sources.sync([("bench", "file:///bench", "feed")], datetime.now(UTC))["bench"]
     now = datetime.now(UTC)
     batch = 20_000
-    with store.begin() as conn:
+    with db.units.unit("fill the bench database") as uow:
+        conn = uow.conn
         for start in range(0, n, batch):
             count = min(batch, n - start)
             conn.execute(Story.__table__.insert(), [
                 {"id": start + i + 1, "title": "t", "created_at": now} for i in range(count)])
             conn.execute(ArticleRow.__table__.insert(), [
                 {"id": start + i + 1, "source_id": sid, "story_id": start + i + 1,
-                 "content_hash": f"{start + i:032x}", "title": "t", "summary": "", "body": "",
-                 "fetched_at": now, "signature": rng.randbytes(516)} for i in range(count)])
-            conn.execute(StoryBand.__table__.insert(), [
-                {"band": rng.getrandbits(63), "article_id": start + i + 1}
+                 "content_hash": f"{start + i:032x}", "version": 1, "title": "t",
+                 "summary": "", "body": "", "fetched_at": now, "signature": rng.randbytes(516)}
+                for i in range(count)])
+            conn.execute(StoryIndex.__table__.insert(), [
+                {"band": rng.getrandbits(63), "story_id": start + i + 1,
+                 "article_id": start + i + 1, "at": now}
                 for i in range(count) for _ in range(BANDS)])
     return sid
 
 
-def per_article(store: Store, sid: int, corpus: list[str]) -> float:
+def per_article(db: Database, sid: int, corpus: list[str]) -> float:
     rng = random.Random(9)
     batch = [prepare(Article("bench", f"probe {i}", body=edit(rng.choice(corpus), 0.3, rng),
                              url=f"https://probe.example/{i}-{rng.random()}"))
              for i in range(PROBES)]
-    def no_alerts(articles: list[Article]) -> list[list[AlertSpec]]:
+
+    def no_alerts(articles: list[Article]) -> list[list[RuleHit]]:
         return [[] for _ in articles]
 
+    ingestor = Ingestor(db)
     start = time.perf_counter()
     for i in range(0, len(batch), 30):   # feeds of 30 items
-        store.ingest(sid, batch[i:i + 30], no_alerts, datetime.now(UTC))
+        ingestor.ingest(sid, batch[i:i + 30], no_alerts)
     return (time.perf_counter() - start) / len(batch) * 1e6
 
 
@@ -108,10 +114,10 @@ def main() -> None:
     base = None
     for n in SIZES:
         with tempfile.TemporaryDirectory() as tmp:
-            store = Store(f"sqlite:///{tmp}/bench.db")
-            store.migrate()
-            sid = fill(store, n, random.Random(n))
-            us = per_article(store, sid, corpus)
+            db = Database(f"sqlite:///{tmp}/bench.db")
+            db.migrate()
+            sid = fill(db, n, random.Random(n))
+            us = per_article(db, sid, corpus)
             base = base or us
             print(f"  {n:>16,}  {us:>28.0f}  {us / base:>7.2f}x")
-            store.close()
+            db.close()

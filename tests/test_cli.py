@@ -49,8 +49,10 @@ def test_once_on_the_shipped_config_alerts_on_the_seed(project: Path) -> None:
 def test_listings_as_json(project: Path) -> None:
     raqib("once")
     [article] = json.loads(raqib("articles", "--json").stdout)
-    assert set(article) == {"id", "source", "url", "title", "published", "language", "story"}
-    assert (article["source"], article["language"]) == ("seeds", "ar")
+    # Items have versions now (rules.md, Updates): the listing says which one each row is.
+    assert set(article) == {"id", "source", "url", "title", "published", "language", "story",
+                            "version"}
+    assert (article["source"], article["language"], article["version"]) == ("seeds", "ar", 1)
     alerts = json.loads(raqib("alerts", "--json", "--since", "1d").stdout)
     assert alerts and all(a["schema"] == "raqib.alert/1" for a in alerts)
     assert alerts == alert_lines(project)[::-1]    # newest first, the same payloads

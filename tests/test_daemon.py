@@ -20,8 +20,8 @@ import pytest
 
 from worker import config, schema
 from worker.daemon import Daemon
+from worker.db import Database
 from worker.pipeline import Pipeline
-from worker.store import Store
 
 from conftest import Clock, free_port, wait_for, write
 
@@ -116,9 +116,9 @@ def daemon(tmp_path: Path, clock: Clock) -> Daemon:
         "defaults: {notify: [log]}\n"))
     (tmp_path / "seeds").mkdir()
     cfg = config.load_config(str(tmp_path / "raqib.yaml"), env={})
-    store = Store(cfg.main.database)
-    store.migrate()
-    p = Pipeline(cfg, store, clock=clock)
+    db = Database(cfg.main.database)
+    db.migrate()
+    p = Pipeline(cfg, db, clock=clock)
     p.sync_sources()
     d = Daemon(p, web=False, watch=False)
     d._schedule()
@@ -138,7 +138,7 @@ def test_reload_swaps_sources_and_rules(daemon: Daemon, tmp_path: Path, clock: C
     assert daemon.scheduler.get_job("source:b") is not None
     assert {cr.rule.id for cr in daemon.pipeline.cfg.ruleset.rules} == {"asad", "see"}
     # The added rule caught up with the article stored moments before it.
-    rules = {a["rule"]["id"] for a in daemon.pipeline.store.alert_payloads()}
+    rules = {a["rule"]["id"] for a in daemon.pipeline.db.listings.alert_payloads()}
     assert rules == {"asad", "see"}
     # An invalid change is refused and the running configuration stays.
     write(tmp_path / "rules/bad.yaml", "rules: [{id: x, match: '@nobody'}]\n")
@@ -149,15 +149,16 @@ def test_reload_swaps_sources_and_rules(daemon: Daemon, tmp_path: Path, clock: C
 def test_health_says_why(daemon: Daemon) -> None:
     assert daemon.health() == (False, "scheduler not running")
     daemon.scheduler.start()
-    working = daemon.pipeline.store
-    gone = Store("postgresql+psycopg://nobody@127.0.0.1:9/none")
+    working = daemon.pipeline.db
+    gone = Database("postgresql+psycopg://nobody@127.0.0.1:9/none")
     try:
         assert daemon.health() == (True, "running")
-        daemon.pipeline.store = gone          # a database that does not answer
+        daemon.pipeline.db = gone             # a database that does not answer
         ok, reason = daemon.health()
-        assert not ok and reason.startswith("database: OperationalError")
+        # Database errors now leave storage as StorageError, naming what was being done.
+        assert not ok and reason.startswith("storage: ping: OperationalError: ")
     finally:
-        daemon.pipeline.store = working
+        daemon.pipeline.db = working
         gone.close()
         daemon.scheduler.shutdown()
 
@@ -165,30 +166,31 @@ def test_health_says_why(daemon: Daemon) -> None:
 def test_retention_prunes_old_articles_but_keeps_alerted_ones(tmp_path: Path,
                                                               clock: Clock) -> None:
     from worker.dedupe import prepare  # noqa: PLC0415
-    from worker.items import Article  # noqa: PLC0415
-    from worker.store import AlertSpec  # noqa: PLC0415
+    from worker.domain import AlertSpec, Article  # noqa: PLC0415
+    from worker.ingestor import Ingestor, RuleHit  # noqa: PLC0415
 
-    store = Store(f"sqlite:///{tmp_path}/r.db")
-    store.migrate()
-    sid = store.sync_sources([("s", "file:///x", "feed")], clock())["s"]
-    spec = AlertSpec("r", "R", "low", (), ())
+    db = Database(f"sqlite:///{tmp_path}/r.db", clock=clock)
+    db.migrate()
+    sid = db.sources.sync([("s", "file:///x", "feed")], clock())["s"]
+    spec = AlertSpec("r", "R", "low", ())
+    ingestor = Ingestor(db)
 
-    def decide(articles: list[Article]) -> list[list[AlertSpec]]:
-        return [[spec] if "alert" in a.title else [] for a in articles]
+    def decide(articles: list[Article]) -> list[list[RuleHit]]:
+        return [[(spec, ())] if "alert" in a.title else [] for a in articles]
 
     old = [prepare(Article(source="s", title=f"old {i} {'alert' if i == 0 else ''}",
                            body=f"old body {i} " * 30, url=f"https://x/{i}")) for i in range(3)]
-    store.ingest(sid, old, decide, clock())
+    ingestor.ingest(sid, old, decide)
     clock.advance(days=100)
-    store.ingest(sid, [prepare(Article(source="s", title="new", body="new body " * 30,
-                                       url="https://x/new"))], decide, clock())
-    assert store.prune(clock() - timedelta(days=90)) == 2
-    titles = {a["title"] for a in store.articles()}
+    ingestor.ingest(sid, [prepare(Article(source="s", title="new", body="new body " * 30,
+                                          url="https://x/new"))], decide)
+    assert db.prune(clock() - timedelta(days=90)) == 2
+    titles = {a["title"] for a in db.listings.articles()}
     assert titles == {"old 0 alert", "new"}
-    assert store.count(schema.Story) == 2
-    assert len(store.alert_payloads()) == 1
-    store.vacuum()
-    store.close()
+    assert db.listings.count(schema.Story) == 2
+    assert len(db.listings.alert_payloads()) == 1
+    db.vacuum()
+    db.close()
 
 
 def test_systemd_unit_verifies(tmp_path: Path) -> None:

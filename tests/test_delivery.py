@@ -15,8 +15,8 @@ import yaml
 from standardwebhooks import Webhook
 
 from worker import config
+from worker.db import Database
 from worker.pipeline import Pipeline
-from worker.store import Store
 
 from conftest import ASAD_RULES as RULES
 from conftest import Clock, Mailbox, Response, Server, free_port, write
@@ -36,9 +36,9 @@ def setup(tmp: Path, channels: dict[str, Any], clock: Clock, seeds: int = 1) -> 
         "rules": [str(tmp / "rules")], "channels": channels,
         "defaults": {"notify": list(channels)}}))
     cfg = config.load_config(str(tmp / "raqib.yaml"), env={})
-    store = Store(cfg.main.database)
-    store.migrate()
-    p = Pipeline(cfg, store, clock=clock, rand=lambda: 0.5)
+    db = Database(cfg.main.database)
+    db.migrate()
+    p = Pipeline(cfg, db, clock=clock, rand=lambda: 0.5)
     p.deliverer.rand = lambda: 0.5
     p.sync_sources()
     return p
@@ -77,7 +77,7 @@ def test_email_is_multipart_escaped_right_to_left_and_stable(tmp_path: Path, clo
     report = p.run_once()
     assert (report.alerts, report.delivery.sent) == (1, 1)
     [msg] = mailbox.messages
-    [alert] = p.store.alert_payloads()
+    [alert] = p.db.listings.alert_payloads()
     assert msg["Subject"] == ("[raqib] high Ain al-Asad: <script>alert(1)</script> "
                               "قصف «عين الأسد» & more")
     assert msg["Message-ID"] == f"<{alert['id']}@desk.example>"
@@ -105,7 +105,7 @@ def test_webhook_is_signed_and_retried_with_the_same_id(tmp_path: Path, clock: C
     assert p.deliver().sent == 1
     first, second = http_server.posts
     assert first[1]["webhook-id"] == second[1]["webhook-id"]
-    [alert] = p.store.alert_payloads()
+    [alert] = p.db.listings.alert_payloads()
     assert second[1]["webhook-id"] == alert["id"]
     assert json.loads(second[2]) == alert         # generic: the payload itself
     p.close()
@@ -144,12 +144,12 @@ def test_a_4xx_answer_is_final_until_retried_by_hand(tmp_path: Path, clock: Cloc
     assert (report.delivery.failed, report.delivery.dead) == (1, 1)
     clock.advance(hours=2)
     assert p.deliver().failed == 0               # dead: not tried again by itself
-    [alert] = p.store.alert_payloads()
-    [d] = p.store.deliveries_of([alert["id"]])[alert["id"]]
+    [alert] = p.db.listings.alert_payloads()
+    [d] = p.db.outbox.of_alerts([alert["id"]])[alert["id"]]
     assert (d.status, d.attempts) == ("dead", 1)
     assert "HTTP 410" in (d.last_error or "")
     verifying(http_server)
-    assert p.store.retry_alert(alert["id"], clock()) == 1
+    assert p.db.outbox.retry_alert(alert["id"], clock()) == 1
     assert p.deliver().sent == 1
     p.close()
 
@@ -162,9 +162,9 @@ def test_gives_up_after_a_day_or_max_attempts(tmp_path: Path, clock: Clock) -> N
     for _ in range(12):
         clock.advance(hours=3)
         p.deliver()
-        [alert] = p.store.alert_payloads()
+        [alert] = p.db.listings.alert_payloads()
         states.append({d.channel: (d.status, d.attempts)
-                       for d in p.store.deliveries_of([alert["id"]])[alert["id"]]})
+                       for d in p.db.outbox.of_alerts([alert["id"]])[alert["id"]]})
     assert states[0]["capped"] == ("dead", 2)
     assert states[-1]["hook"][0] == "dead"
     assert states[6]["hook"][0] == "pending"     # 21 hours: still trying
@@ -193,10 +193,17 @@ def test_rate_limit_holds_the_overflow(tmp_path: Path, clock: Clock, http_server
     report = p.run_once()
     assert (report.alerts, report.delivery.sent, report.delivery.held) == (5, 2, 3)
     assert report.ok                               # held is not failed
+    # A sliding window over the sent deliveries (contract change: no longer a token bucket
+    # that refills one message every 30 s): nothing goes until the first two leave it.
+    clock.advance(seconds=30)
+    held = p.deliver()
+    assert (held.sent, held.held) == (0, 3)
+    clock.advance(seconds=30)
+    assert p.deliver().sent == 2
+    clock.advance(seconds=30)
+    assert p.deliver().sent == 0                   # the two just sent fill the window
     clock.advance(seconds=30)
     assert p.deliver().sent == 1
-    clock.advance(seconds=60)
-    assert p.deliver().sent == 2
     assert len(http_server.posts) == 5
     p.close()
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from worker import config
+from worker.db import Database
 from worker.pipeline import Pipeline
-from worker.store import Store
 
 from conftest import DATA, Clock, Response, Server, write
 
@@ -62,14 +62,14 @@ def test_the_suite_through_the_whole_ingest_path(
         "sources": [{"name": n, "url": http_server.url(f"/{rel}")} for n, rel in names.items()],
     }))
     cfg = config.load_config(str(tmp_path / "raqib.yaml"), env={})
-    store = Store(cfg.main.database)
-    store.migrate()
-    pipeline = Pipeline(cfg, store, clock=clock)
+    db = Database(cfg.main.database)
+    db.migrate()
+    pipeline = Pipeline(cfg, db, clock=clock)
     pipeline.sync_sources()
     report = pipeline.run_once()
 
     stored: dict[str, list[str]] = {}
-    for row in store.articles():
+    for row in db.listings.articles():
         stored.setdefault(row["source"], []).append(row["title"])
     entries = 0
     should_fail = set()

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from worker import config, schema
+from worker.db import Database
 from worker.fetch import Fetcher
 from worker.pipeline import Pipeline
-from worker.store import Store
 
 from conftest import ASAD_RULES as RULES
 from conftest import Clock, Response, Server, write
@@ -47,9 +47,9 @@ def make_config(tmp: Path, server: Server | None, seeds: bool = False,
 
 
 def pipeline_for(cfg: config.Config, clock: Clock) -> Pipeline:
-    store = Store(cfg.main.database)
-    store.migrate()
-    p = Pipeline(cfg, store, clock=clock)
+    db = Database(cfg.main.database)
+    db.migrate()
+    p = Pipeline(cfg, db, clock=clock)
     p.sync_sources()
     return p
 
@@ -110,14 +110,14 @@ def test_a_failing_source_does_not_stop_the_others(workdir: Path, http_server: S
     assert not report.ok
     assert sorted(report.failed_sources) == ["broken", "html", "missing-file", "refused"]
     assert report.alerts == 1
-    health = {s.name: s for s in p.store.sources()}
+    health = {s.name: s for s in p.db.sources.all()}
     assert health["broken"].last_error == "fetch: HTTP 500 Internal Server Error"
     assert health["html"].last_error.startswith("parse: not a readable feed")
     assert health["refused"].last_error == "fetch: connection refused"
     assert "nope.xml" in health["missing-file"].last_error
     assert health["broken"].failures == 1 and health["desk"].failures == 0
     p.run_once()
-    assert {s.name: s.failures for s in p.store.sources()}["broken"] == 2
+    assert {s.name: s.failures for s in p.db.sources.all()}["broken"] == 2
     p.close()
 
 
@@ -140,10 +140,14 @@ def test_seed_folder_reads_new_and_changed_files_only(workdir: Path, clock: Cloc
     # A real change is read again and stored as a new version of the same story: the rule
     # that alerted on the story does not alert again.
     seed.write_text("عين الأسد\nقصف\n-\nنص الخبر عن قاعدة عين الأسد الجوية\n", encoding="utf-8")
-    report = p.run_once()
-    assert (report.new, report.alerts) == (1, 0)
-    assert p.store.count(schema.Article) == 3
-    assert p.store.count(schema.Story) == 2
+    # (Contract change: a changed item is an update, counted apart from new items.)
+    result = p.poll_seeds(p.cfg.main.seeds[0]).result
+    assert (result.new, result.updates, result.alerts) == (0, 1, [])
+    assert p.run_once().alerts == 0
+    assert p.db.listings.count(schema.Article) == 3
+    versions = {a["title"]: (a["story"], a["version"]) for a in p.db.listings.articles()}
+    assert versions["عين الأسد"] == (versions["Rockets near Ain al-Asad"][0], 2)
+    assert p.db.listings.count(schema.Story) == 2
     # A new file is a new story, and alerts.
     write(workdir / "seeds/two.txt", "Ain al-Asad again\nLede\n-\nAnother report.\n")
     assert p.run_once().alerts == 1
@@ -157,7 +161,7 @@ def test_a_bad_seed_file_loses_nothing_good(workdir: Path, clock: Clock) -> None
     p = pipeline_for(make_config(workdir, None, seeds=True), clock)
     report = p.run_once()
     assert report.failed_sources == ["seeds"] and report.new == 1 and report.alerts == 1
-    [seeds] = [s for s in p.store.sources() if s.name == "seeds"]
+    [seeds] = [s for s in p.db.sources.all() if s.name == "seeds"]
     assert "bad.txt: not UTF-8" in seeds.last_error
     assert p.run_once().failed_sources == []   # reported once, not re-read until it changes
     p.close()
@@ -202,15 +206,15 @@ def test_an_unexpected_error_is_contained_to_its_source(workdir: Path, http_serv
 
     write(workdir / "seeds/one.txt", "Ain al-Asad\nlede\n-\nbody\n")
     cfg = make_config(workdir, http_server, seeds=True)
-    store = Store(cfg.main.database)
-    store.migrate()
-    p = Pipeline(cfg, store, clock=clock,
+    db = Database(cfg.main.database)
+    db.migrate()
+    p = Pipeline(cfg, db, clock=clock,
                  fetcher=Fetcher(httpx.Client(transport=httpx.MockTransport(explode))))
     p.sync_sources()
     report = p.run_once()
     assert report.failed_sources == ["desk"]
     assert (report.alerts, report.delivery.sent) == (1, 1)
-    [desk] = [s for s in p.store.sources() if s.name == "desk"]
+    [desk] = [s for s in p.db.sources.all() if s.name == "desk"]
     assert desk.last_error == "internal error: RuntimeError: the network stack broke"
     assert desk.failures == 1
     p.close()
@@ -235,7 +239,7 @@ def test_feed_language_and_control_characters_on_every_database(
     p = pipeline_for(cfg, clock)
     report = p.run_once()
     assert (report.ok, report.new, report.alerts) == (True, 2, 1)
-    langs = {a["title"]: a["language"] for a in p.store.articles()}
+    langs = {a["title"]: a["language"] for a in p.db.listings.articles()}
     assert langs == {"2026": None, "Rockets hit Ain al-Asad base": "en"}
     p.close()
 
@@ -262,7 +266,7 @@ def test_timeout_bounds_the_whole_request(workdir: Path, http_server: Server,
     p = pipeline_for(cfg, clock)
     report = p.run_once()
     assert report.failed_sources == ["desk"]
-    [desk] = p.store.sources()
+    [desk] = p.db.sources.all()
     assert desk.last_error == "fetch: timed out after 0.5s"
     p.close()
 
@@ -298,13 +302,13 @@ def test_backoff_and_retry_after_set_next_poll(workdir: Path, http_server: Serve
     failures = []
     for _ in range(3):
         polled = p.poll_source(p.cfg.main.sources[0])
-        [desk] = p.store.sources()
+        [desk] = p.db.sources.all()
         failures.append((desk.failures, desk.next_poll - clock()))
     assert failures == [(2, timedelta(minutes=10)), (3, timedelta(minutes=20)),
                         (4, timedelta(minutes=40))]
     http_server.routes["/feed.xml"] = Response(200, FEED.format(base=http_server.base).encode())
     p.poll_source(p.cfg.main.sources[0])
-    [desk] = p.store.sources()
+    [desk] = p.db.sources.all()
     assert (desk.failures, desk.last_error, desk.next_poll - clock()) == (
         0, None, timedelta(minutes=5))
     p.close()
@@ -317,7 +321,7 @@ def test_permanent_redirect_is_noted_on_the_source(workdir: Path, http_server: S
     p = pipeline_for(make_config(workdir, http_server), clock)
     report = p.run_once()
     assert (report.ok, report.new) == (True, 2)
-    [desk] = p.store.sources()
+    [desk] = p.db.sources.all()
     assert desk.moved_to == http_server.url("/moved.xml")
     p.close()
 

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from worker import config
-from worker.items import Article
+from worker.db import Database
+from worker.domain import Article
 from worker.pipeline import Pipeline
-from worker.store import Store
 from worker.stories import signature
 
 from conftest import Clock, Response, Server, write
@@ -78,9 +78,9 @@ def project(tmp: Path, server: Server, feeds: dict[str, str]) -> Pipeline:
         "channels": {"log": {"type": "file", "path": str(tmp / "alerts.jsonl")}},
         "defaults": {"notify": ["log"]}}))
     cfg = config.load_config(str(tmp / "raqib.yaml"), env={})
-    store = Store(cfg.main.database)
-    store.migrate()
-    p = Pipeline(cfg, store, clock=Clock())
+    db = Database(cfg.main.database)
+    db.migrate()
+    p = Pipeline(cfg, db, clock=Clock())
     p.sync_sources()
     return p
 
@@ -105,14 +105,14 @@ def test_one_alert_per_story_across_outlets(tmp_path: Path, http_server: Server)
     p = project(tmp_path, http_server, feeds)
     report = p.run_once()
     assert report.new == 4
-    payloads = p.store.alert_payloads()
+    payloads = p.db.listings.alert_payloads()
     by_rule: dict[str, list[dict[str, object]]] = {}
     for a in payloads:
         by_rule.setdefault(a["rule"]["id"], []).append(a)
     assert len(by_rule["asad"]) == 2            # the wire story, and the debate story
     [wire_alert] = [a for a in by_rule["asad"] if "Rockets" in str(a["article"]["title"])]
     assert wire_alert["story"]["sources"] == 3  # wire, outlet1, outlet2
-    stories = p.store.stories()
+    stories = p.db.listings.stories()
     assert sorted(len(s["articles"]) for s in stories) == [1, 3]
     # A second pass over the same sources raises nothing.
     assert p.run_once().alerts == 0

@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 
 from worker import config
+from worker.db import Database
 from worker.pipeline import Pipeline
-from worker.store import Store
 
 from conftest import Clock, Response, Server, write
 
@@ -56,9 +56,9 @@ def setup(tmp: Path, server: Server, clock: Clock) -> Pipeline:
         "channels": {"log": {"type": "file", "path": str(tmp / "alerts.jsonl")}},
         "defaults": {"notify": ["log"]}}))
     cfg = config.load_config(str(tmp / "raqib.yaml"), env={})
-    store = Store(cfg.main.database)
-    store.migrate()
-    p = Pipeline(cfg, store, clock=clock)
+    db = Database(cfg.main.database)
+    db.migrate()
+    p = Pipeline(cfg, db, clock=clock)
     p.sync_sources()
     return p
 
@@ -70,7 +70,7 @@ def feed(server: Server, source: int, items: list[tuple[int, str]]) -> None:
 
 
 def alerts(p: Pipeline, rule: str) -> list[dict[str, object]]:
-    return [a for a in p.store.alert_payloads() if a["rule"]["id"] == rule]
+    return [a for a in p.db.listings.alert_payloads() if a["rule"]["id"] == rule]
 
 
 def test_when_fires_once_per_window_and_survives_restart(tmp_path: Path, http_server: Server,
@@ -116,8 +116,14 @@ def test_throttle_holds_back_and_folds_into_the_next_alert(tmp_path: Path,
     clock.advance(hours=1)
     feed(http_server, 2, [(3, TEXTS[3])])
     p.run_once()
+    # Policy change (flushes dated at the window's close): the window closed at 22:00, so
+    # what it held goes out first, dated 22:00, on its newest story; Report 3, 20 minutes
+    # after that alert, is held in turn.
+    assert len(alerts(p, "calm")) == 2
     newest = alerts(p, "calm")[0]
     assert newest["held"] == {"count": 2, "titles": ["Report 1", "Report 2"]}
+    assert (newest["article"]["title"], newest["created_at"]) == ("Report 2",
+                                                                 "2026-11-28T22:00:00Z")
     # Held alerts with no later alert to ride on are flushed once the window passes.
     clock.advance(minutes=10)
     feed(http_server, 3, [(4, TEXTS[4])])
@@ -126,7 +132,9 @@ def test_throttle_holds_back_and_folds_into_the_next_alert(tmp_path: Path,
     clock.advance(hours=2)
     assert p.flush_held() == 1
     flushed = alerts(p, "calm")[0]
-    assert flushed["held"] == {"count": 1, "titles": ["Report 4"]}
+    assert flushed["held"] == {"count": 2, "titles": ["Report 3", "Report 4"]}
+    assert (flushed["article"]["title"], flushed["created_at"]) == ("Report 4",
+                                                                   "2026-11-28T23:00:00Z")
     p.close()
 
 
@@ -147,7 +155,8 @@ rules:
     match: Ain al-Asad
     throttle: 1h
 """)
-    results = {r.rule_id: r for r in backtest(p.cfg.main, p.store, [str(tmp_path / "replay.yaml")])}
+    results = {r.rule_id: r for r in backtest(p.cfg.main, p.db,
+                                                  [str(tmp_path / "replay.yaml")])}
     [fired] = results["replay-surge"].hits       # four sources, one window of three
     assert fired.window == 3
     # All at once: one alert, then the three held back, flushed on the last of them.
@@ -178,9 +187,9 @@ def test_digest_gathers_alerts_until_its_hour(tmp_path: Path, http_server: Serve
                       "digest": "daily 08:00 Asia/Baghdad"}},
         "defaults": {"notify": ["now", "daily"]}}))
     cfg = config.load_config(str(tmp_path / "raqib.yaml"), env={})
-    store = Store(cfg.main.database)
-    store.migrate()
-    p = Pipeline(cfg, store, clock=clock)
+    db = Database(cfg.main.database)
+    db.migrate()
+    p = Pipeline(cfg, db, clock=clock)
     p.sync_sources()
     report = p.run_once()
     assert report.alerts == 5 and report.delivery.sent == 5          # "now" only
@@ -243,9 +252,10 @@ def test_a_story_takes_copies_for_three_days(tmp_path: Path, http_server: Server
     clock.advance(hours=1)
     feed(http_server, 1, [(1, TEXTS[0])])          # a copy an hour later: same story
     p.run_once()
-    assert len(p.store.stories()) == 1
+    [story] = p.db.listings.stories()
+    assert story["sources"] == ["s0", "s1"]       # another source's copy is stored in it
     clock.advance(seconds=HORIZON.total_seconds() + 3600)
     feed(http_server, 2, [(2, TEXTS[0])])          # the same text days later: news again
     p.run_once()
-    assert len(p.store.stories()) == 2
+    assert len(p.db.listings.stories()) == 2
     p.close()

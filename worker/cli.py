@@ -81,7 +81,8 @@ def cmd_once(args: argparse.Namespace) -> int:
         report = app.pipeline.run_once()
     finally:
         app.close()
-    print(f"new {report.new}, duplicates {report.duplicates}, alerts {report.alerts}, "
+    print(f"new {report.new}, updated {report.updates}, duplicates {report.duplicates}, "
+          f"alerts {report.alerts}, "
           f"delivered {report.delivery.sent}, delivery failures {report.delivery.failed}, "
           f"failed sources {len(report.failed_sources)}"
           + (f" ({', '.join(report.failed_sources)})" if report.failed_sources else ""))

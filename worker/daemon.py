@@ -41,7 +41,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from worker import config
-from worker.errors import ConfigError
+from worker.errors import ConfigError, StorageError
 from worker.pipeline import Pipeline, Polled
 from worker.watch import Watcher
 from worker.web import WebServer
@@ -280,7 +280,9 @@ class Daemon:
         try:
             self.pipeline.db.ping()
         except Exception as exc:
-            return False, f"database: {type(exc).__name__}: {exc}".splitlines()[0]
+            reason = str(exc) if isinstance(exc, StorageError) else \
+                f"database: {type(exc).__name__}: {exc}"
+            return False, reason.splitlines()[0]
         return True, "running"
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:

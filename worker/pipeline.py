@@ -60,6 +60,7 @@ class PassReport:
     """What one full pass (``raqib once``) did."""
 
     new: int = 0
+    updates: int = 0
     duplicates: int = 0
     alerts: int = 0
     failed_sources: list[str] = field(default_factory=list)
@@ -318,6 +319,7 @@ class Pipeline:
                 report.failed_sources.append(name)
             result = polled.result
             report.new += result.new
+            report.updates += result.updates
             report.duplicates += result.duplicates
             report.alerts += len(result.alerts)
         report.alerts += self.flush_held()
