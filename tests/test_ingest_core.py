@@ -72,6 +72,9 @@ def test_an_exact_copy_from_another_source_joins_the_story(tmp_path: Path, db_ur
     serve(http_server, case, "/official.xml", "official.xml")
     pipe.run_once()
     assert rule_ids(db) == ["corroborated", "official-statements"]
+    window = next(a for a in db.listings.alert_payloads() if a["rule"]["id"] == "corroborated")
+    assert (window["kind"], window["count"], window["article"]["source"]) == ("window", 2,
+                                                                             "ministry")
     [story] = db.listings.stories()
     assert story["sources"] == ["aggregator", "ministry"]
     pipe.close()

@@ -145,6 +145,7 @@ def test_alert_payload_and_outbox(db_url: str, clock: Clock) -> None:
     assert payload["article"]["url"] == "https://news.example/1"
     assert payload["article"]["source"] == "src"
     assert payload["story"]["sources"] == 1
+    assert (payload["kind"], payload["silenced_by"]) == ("match", None)
     assert payload["matches"] == [{"term": "@erbil", "field": "body", "text": "Erbil",
                                    "snippet": "… in Erbil …"}]
     [due] = db.outbox.due(clock(), channels=["log"])

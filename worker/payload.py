@@ -35,8 +35,9 @@ def build_payload(*, alert_id: str, created_at: datetime, rule_id: str, rule_tit
                   published: datetime | None, language: str | None, story_id: int,
                   story_sources: int, matches: list[dict[str, str]],
                   detail: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The payload; *detail* adds ``window`` (a `when:` rule's count) or ``held`` (what a
-    throttle held back: count and titles)."""
+    """The payload; *detail* adds ``window`` (a `when:` rule's count, and ``kind: window``) or
+    ``held`` (what a throttle held back: count and titles). Window alerts also carry the
+    window's ``count`` at the top level, as interfaces.md has it."""
     return {
         "schema": SCHEMA,
         "id": alert_id,
@@ -45,6 +46,9 @@ def build_payload(*, alert_id: str, created_at: datetime, rule_id: str, rule_tit
         "article": {"id": article_id, "url": url, "title": title, "source": source,
                     "published": iso(published), "language": language},
         "story": {"id": str(story_id), "sources": story_sources},
+        "kind": "window" if detail and "window" in detail else "match",
+        "silenced_by": None,
         "matches": matches,
         **(detail or {}),
+        **({"count": detail["window"]["count"]} if detail and "window" in detail else {}),
     }
