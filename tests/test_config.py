@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from worker import config
+from worker import config, units
 from worker.errors import ConfigError
 
 from conftest import DATA, write
@@ -162,6 +162,46 @@ def test_check_command_exit_codes(spec_dir: Path) -> None:
     assert bad.returncode == 2
     assert "rules/spec.yaml:13: unknown key 'severty' (did you mean 'severity'?)" in bad.stderr
     assert "hunter2" not in bad.stderr + bad.stdout
+
+
+def test_channels_hold_typed_rates_and_digests(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "raqib.yaml", """\
+channels:
+  hook: {type: webhook, url: "https://h.example/x", rate: 30/min, digest: hourly}
+  log: {type: file, path: out.jsonl, rate: 500 / hour, digest: "daily 08:05 Asia/Baghdad"}
+  plain: {type: file, path: plain.jsonl}
+""")
+    channels = config.load_config("raqib.yaml", env={}).main.channels
+    hook, log, plain = channels["hook"], channels["log"], channels["plain"]
+    assert hook.rate == units.Rate(30, timedelta(minutes=1))
+    assert hook.digest == units.DigestSchedule("hourly", 0, 0, "UTC")
+    assert log.rate == units.Rate(500, timedelta(hours=1))
+    assert log.digest == units.DigestSchedule("daily", 8, 5, "Asia/Baghdad")
+    assert plain.rate is None and plain.digest is None
+    # The tuple forms older callers use, from the typed values or from text.
+    assert config.parse_rate(hook.rate) == config.parse_rate("30/min") == (30, 60.0)
+    assert config.parse_digest(log.digest) == config.parse_digest("daily 08:05 Asia/Baghdad") \
+        == ("daily", 8, 5, "Asia/Baghdad")
+    assert config.parse_digest("hourly") == ("hourly", 0, 0, "UTC")
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("rate: 30/fortnight", "channels.c.rate: not a rate: '30/fortnight'"),
+    ("rate: 0/min", "channels.c.rate: not a rate: '0/min'"),
+    ("digest: weekly", "channels.c.digest: not a digest schedule: 'weekly'"),
+    ("digest: daily 25:00", "channels.c.digest: not a time of day: 25:00"),
+    ("digest: daily 08:00 Mars/Olympus", "channels.c.digest: unknown time zone 'Mars/Olympus'"),
+])
+def test_bad_rates_and_digests_name_file_and_line(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  setting: str, message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "raqib.yaml", f"channels:\n  c:\n    type: file\n    path: x\n"
+                                   f"    {setting}\n")
+    [problem] = problems_of("raqib.yaml")
+    assert problem.startswith(f"raqib.yaml:5: {message}")
 
 
 @pytest.mark.parametrize(("url", "message"), [

@@ -13,7 +13,6 @@ import binascii
 import difflib
 import gc
 import os
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,12 +20,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -35,54 +32,23 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from worker import redact, yamlfile
+from worker import redact, units, yamlfile
 from worker.errors import ConfigError, Problem
+from worker.units import (
+    DigestSchedule,
+    DigestSetting,
+    Duration,
+    PositiveDuration,
+    Rate,
+    RateSetting,
+    Size,
+    parse_duration,
+    parse_size,
+)
 
 DEFAULT_CONFIG = "config/raqib.yaml"
 DEFAULT_DATABASE = "sqlite:///var/raqib.db"
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2,
-               "gb": 1000**3, "gib": 1024**3}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """``90s``, ``15m``, ``6h``, ``7d``, ``2w``, ``1h30m``; a bare number is seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if not isinstance(value, str):
-        raise ValueError("a duration is a string such as 30s, 15m, 6h or 7d")  # noqa: TRY004
-    text = value.strip().lower()
-    parts = list(_DURATION.finditer(text))
-    if not parts or "".join(p.group(0) for p in parts).replace(" ", "") != text.replace(" ", ""):
-        raise ValueError(f"not a duration: {value!r} (use 30s, 15m, 6h, 7d …)")
-    seconds = sum(float(p.group(1)) * _UNIT_SECONDS[p.group(2)] for p in parts)
-    return timedelta(seconds=seconds)
-
-
-def parse_size(value: Any) -> int:
-    """``10MB``, ``512KiB``, ``2GB``; a bare number is bytes."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    m = _SIZE.match(str(value))
-    if not m:
-        raise ValueError(f"not a size: {value!r} (use 512KB, 10MB …)")
-    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
-
-
-def _positive(td: timedelta) -> timedelta:
-    if td <= timedelta(0):
-        raise ValueError("must be longer than zero")
-    return td
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-PositiveDuration = Annotated[timedelta, BeforeValidator(lambda v: _positive(parse_duration(v)))]
-Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 Severity = Literal["low", "medium", "high", "critical"]
 FieldName = Literal["title", "summary", "body"]
 FIELDS: tuple[FieldName, ...] = ("title", "summary", "body")
@@ -141,23 +107,11 @@ class Source(Model):
     allow_private: bool = False
 
 
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
-_RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600,
-               "hour": 3600, "d": 86400, "day": 86400}
-
-
-def parse_rate(value: str) -> tuple[int, float]:
-    """``30/min`` -> (30, 60.0): that many messages per that many seconds."""
-    m = _RATE.match(value)
-    if not m or int(m.group(1)) < 1:
-        raise ValueError(f"not a rate: {value!r} (use 30/min, 500/hour …)")
-    return int(m.group(1)), float(_RATE_UNITS[m.group(2)])
-
-
-def check_rate(value: str | None) -> str | None:
-    if value is not None:
-        parse_rate(value)
-    return value
+def parse_rate(value: str | Rate) -> tuple[int, float]:
+    """``30/min`` (or a channel's parsed ``rate``) -> (30, 60.0): that many messages per that
+    many seconds. Channels hold a ``units.Rate``; this tuple form is for older callers."""
+    rate = units.parse_rate(value)
+    return rate.count, rate.seconds
 
 
 def check_secret(value: str | None) -> str | None:
@@ -172,38 +126,18 @@ def check_secret(value: str | None) -> str | None:
     return value
 
 
-_DIGEST = re.compile(r"^\s*(hourly|daily\s+(\d{1,2}):(\d{2})(?:\s+(\S+))?)\s*$")
-
-
-def parse_digest(value: str) -> tuple[str, int, int, str]:
+def parse_digest(value: str | DigestSchedule) -> tuple[str, int, int, str]:
     """``hourly`` -> ("hourly", 0, 0, "UTC"); ``daily 08:00 Asia/Baghdad`` -> ("daily", 8, 0,
-    "Asia/Baghdad")."""
-    m = _DIGEST.match(value)
-    if not m:
-        raise ValueError(f"not a digest schedule: {value!r} (use hourly, or daily 08:00 "
-                         "with an optional time zone such as Asia/Baghdad)")
-    if m.group(1) == "hourly":
-        return "hourly", 0, 0, "UTC"
-    hour, minute, zone = int(m.group(2)), int(m.group(3)), m.group(4) or "UTC"
-    if hour > 23 or minute > 59:
-        raise ValueError(f"not a time of day: {m.group(2)}:{m.group(3)}")
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {zone!r}") from None
-    return "daily", hour, minute, zone
-
-
-def check_digest(value: str | None) -> str | None:
-    if value is not None:
-        parse_digest(value)
-    return value
+    "Asia/Baghdad"). Channels hold a ``units.DigestSchedule``; this tuple form is for older
+    callers."""
+    d = units.parse_digest(value)
+    return d.kind, d.hour, d.minute, d.zone
 
 
 class _Channel(Model):
     # "hourly", or "daily 08:00 [Zone/Name]": alerts are gathered into one message then
-    digest: Annotated[str | None, AfterValidator(check_digest)] = None
-    rate: Annotated[str | None, AfterValidator(check_rate)] = None   # "30/min"
+    digest: DigestSetting = None
+    rate: RateSetting = None   # "30/min": Rate(count=30, per=timedelta(minutes=1))
     max_attempts: int | None = Field(default=None, gt=0)
 
 
@@ -556,3 +490,12 @@ def _load_config(path: str, env: Mapping[str, str] | None,
     if problems or main is None:
         raise ConfigError(problems)
     return Config(path, main, ruleset, loaded.files, warnings)
+
+
+__all__ = [
+    "FIELDS", "NAME_MAX", "Channel", "Config", "DigestSchedule", "Duration", "EmailChannel",
+    "Entity", "FieldName", "FileChannel", "LoadedRules", "MainConfig", "PositiveDuration",
+    "Rate", "Rule", "RulesFile", "Severity", "Size", "Source", "WebhookChannel", "When",
+    "load_config", "load_main", "load_rules", "parse_digest", "parse_duration", "parse_rate",
+    "parse_size", "paused_gc", "rule_files",
+]
