@@ -204,6 +204,33 @@ def test_bad_rates_and_digests_name_file_and_line(tmp_path: Path,
     assert problem.startswith(f"raqib.yaml:5: {message}")
 
 
+def test_shipped_rules_and_entities_load(project: Path) -> None:
+    cfg = config.load_config("config/raqib.yaml", env={})
+    assert len(cfg.ruleset) > 5
+    assert not [w for w in cfg.warnings if "warning" not in w.message]
+
+
+def test_the_rules_package_does_not_import_config() -> None:
+    code = ("import sys, worker.rules, worker.rules.load, worker.units; "
+            "print(sorted(m for m in sys.modules if m.startswith('worker')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "worker.config" not in out
+    units = subprocess.run([sys.executable, "-c", "import sys, worker.units; print(sorted("
+                            "m for m in sys.modules if m.startswith('worker.')))"],
+                           capture_output=True, text=True, check=True).stdout
+    assert units.strip() == "['worker.units']"
+
+
+def test_config_keeps_the_rule_names_it_had() -> None:
+    from worker.rules import load, model  # noqa: PLC0415
+
+    assert config.Rule is model.Rule and config.When is model.When
+    assert config.Entity is model.Entity and config.FIELDS is model.FIELDS
+    assert config.load_rules is load.load_rules and config.LoadedRules is load.LoadedRules
+    assert callable(config.paused_gc)
+
+
 @pytest.mark.parametrize(("url", "message"), [
     ("http://[::1/feed", "not a valid URL"),
     ("http://host:99999/feed", "not a valid URL"),

@@ -1,5 +1,7 @@
 """The main configuration and rule files: pydantic models, loading, and every check that needs
 no database. The models are the one place for defaults; nothing downstream reads raw YAML.
+The rule files' models and loading live in ``worker.rules`` (``model``, ``load``) and units in
+``worker.units``; their names are re-exported here (``config.Rule``, ``config.load_rules`` …).
 
 ``load_config`` gathers *all* problems (YAML syntax, unknown keys, wrong types, unset ``${VAR}``,
 unknown channels and entities, duplicate ids, bad terms) and raises them together as a
@@ -10,30 +12,34 @@ from __future__ import annotations
 
 import base64
 import binascii
-import difflib
 import gc
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-)
+from pydantic import AfterValidator, BaseModel, Field, TypeAdapter
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from worker import redact, units, yamlfile
 from worker.errors import ConfigError, Problem
+from worker.rules import RuleSet, compile_rules
+from worker.rules.load import LoadedRules, known_keys, load_rules, rule_files, validate
+from worker.rules.model import (
+    FIELDS,
+    MODEL_CONFIG,
+    NAME_MAX,
+    Entity,
+    FieldName,
+    Rule,
+    RulesFile,
+    Severity,
+    When,
+)
 from worker.units import (
     DigestSchedule,
     DigestSetting,
@@ -49,19 +55,14 @@ from worker.units import (
 DEFAULT_CONFIG = "config/raqib.yaml"
 DEFAULT_DATABASE = "sqlite:///var/raqib.db"
 
-Severity = Literal["low", "medium", "high", "critical"]
-FieldName = Literal["title", "summary", "body"]
-FIELDS: tuple[FieldName, ...] = ("title", "summary", "body")
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
 
 # --- main configuration ---------------------------------------------------------------------
 
 
-NAME_MAX = 200   # source names, channel names and rule ids are stored in 200-character columns
+class Model(BaseModel):
+    model_config = MODEL_CONFIG
+
+
 Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
 
 
@@ -203,121 +204,12 @@ class MainConfig(Model):
         return tags | {seed_source_name(f): ("seed",) for f in self.seeds}
 
 
-# --- rule files -----------------------------------------------------------------------------
-
-
-class Entity(Model):
-    label: str | None = None
-    names: list[str] = Field(min_length=1)
-
-
-class When(Model):
-    count: int = Field(ge=1)
-    within: PositiveDuration
-    distinct_sources: bool = False
-
-
-class Rule(Model):
-    id: str = Field(min_length=1, max_length=NAME_MAX, pattern=r"^[^\s@]+$")
-    title: str | None = None
-    severity: Severity = "medium"
-    match: Any   # a term or an expression; worker.rules checks its shape with FILE:LINE errors
-    fields: tuple[FieldName, ...] = FIELDS
-    languages: list[str] | None = None
-    sources: list[str] | None = None
-    notify: list[str] | None = None
-    when: When | None = None
-    throttle: PositiveDuration | None = None
-
-    @property
-    def display_title(self) -> str:
-        return self.title or self.id
-
-
-class RulesFile(Model):
-    entities: dict[str, Entity] = {}
-    rules: list[Rule] = []
+# --- loading --------------------------------------------------------------------------------
 
 
 _MAIN = TypeAdapter(MainConfig)
-_RULE = TypeAdapter(Rule)
-_ENTITY = TypeAdapter(Entity)
-
-
-@dataclass(frozen=True)
-class LoadedRules:
-    """Rules and entities from rule files, each remembering where it was written."""
-
-    rules: list[tuple[Rule, yamlfile.Document, tuple[Any, ...]]]   # rule, its file, its path
-    entities: dict[str, tuple[Entity, yamlfile.Document, tuple[Any, ...]]]
-    files: list[str]
-
-
-def _describe(err: Mapping[str, Any], model_fields: set[str] | None = None) -> str:
-    loc = [str(p) for p in err["loc"]]
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        key = loc[-1]
-        hint = difflib.get_close_matches(key, sorted(model_fields or ()), n=1)
-        return f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-    if kind == "missing":
-        return f"missing key {loc[-1]!r}"
-    where = ".".join(p for p in loc if p not in {"email", "webhook", "file", "function-before"})
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    return f"{where}: {msg}" if where else msg
-
-
-def _known_keys(loc: tuple[Any, ...]) -> set[str]:
-    """Every key name of the models, for did-you-mean hints."""
-    keys: set[str] = set()
-    for model in (MainConfig, Source, EmailChannel, WebhookChannel, FileChannel, Defaults, Http,
-                  Fetching, RulesFile, Rule, Entity, When):
-        keys.update(f.alias or name for name, f in model.model_fields.items())
-    return keys
-
-
-def _validate(adapter: TypeAdapter[Any], doc: yamlfile.Document, data: Any = None,
-              prefix: tuple[Any, ...] = ()) -> tuple[Any, list[Problem]]:
-    """Validate *data* (default: the whole document) found at *prefix* in *doc*."""
-    if data is None:
-        data = doc.data if doc.data is not None else {}
-    try:
-        return adapter.validate_python(data), []
-    except ValidationError as exc:
-        out = []
-        for e in exc.errors(include_url=False):
-            loc = (*prefix, *e["loc"])
-            out.append(doc.problem(loc, _describe({**e, "loc": loc}, _known_keys(loc))))
-        return None, out
-
-
-def _validate_rules_file(doc: yamlfile.Document) -> tuple[RulesFile, list[Problem]]:
-    """Validate entity by entity and rule by rule, so one mistake hides nothing else."""
-    data = doc.data if doc.data is not None else {}
-    if not isinstance(data, dict):
-        return RulesFile(), [doc.problem((), "a rule file is a mapping of entities: and rules:")]
-    problems = [doc.problem((key,), f"unknown key {key!r} (a rule file holds entities: and "
-                                    "rules:)") for key in data if key not in ("entities", "rules")]
-    entities: dict[str, Entity] = {}
-    raw_entities = data.get("entities") or {}
-    if not isinstance(raw_entities, dict):
-        problems.append(doc.problem(("entities",), "entities: is a mapping of id to entity"))
-        raw_entities = {}
-    for eid, raw in raw_entities.items():
-        entity, found = _validate(_ENTITY, doc, raw, ("entities", eid))
-        problems.extend(found)
-        if entity is not None:
-            entities[str(eid)] = entity
-    rules: list[Rule] = []
-    raw_rules = data.get("rules") or []
-    if not isinstance(raw_rules, list):
-        problems.append(doc.problem(("rules",), "rules: is a list of rules"))
-        raw_rules = []
-    for i, raw in enumerate(raw_rules):
-        rule, found = _validate(_RULE, doc, raw, ("rules", i))
-        problems.extend(found)
-        rules.append(rule)   # None keeps the index; skipped below
-    return RulesFile.model_construct(entities=entities, rules=rules), problems
+MAIN_KEYS = known_keys(MainConfig, Source, EmailChannel, WebhookChannel, FileChannel, Defaults,
+                       Http, Fetching)
 
 
 @contextmanager
@@ -335,64 +227,13 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def rule_files(paths: list[str]) -> tuple[list[Path], list[Problem]]:
-    """Rule files named by *paths*: files as given, folders as their ``*.yaml``/``*.yml`` files
-    in name order."""
-    files: list[Path] = []
-    problems: list[Problem] = []
-    for entry in paths:
-        p = Path(entry)
-        if p.is_dir():
-            files.extend(sorted(f for f in p.iterdir()
-                                if f.suffix in {".yaml", ".yml"} and f.is_file()))
-        elif p.is_file():
-            files.append(p)
-        else:
-            problems.append(Problem(entry, None, "no such rule file or folder"))
-    return files, problems
-
-
-def load_rules(paths: list[str]) -> tuple[LoadedRules, list[Problem]]:
-    """Load rule files, checking keys, types and duplicate ids (not yet terms or references)."""
-    files, problems = rule_files(paths)
-    rules: list[tuple[Rule, yamlfile.Document, tuple[Any, ...]]] = []
-    entities: dict[str, tuple[Entity, yamlfile.Document, tuple[Any, ...]]] = {}
-    rule_ids: dict[str, str] = {}
-    for path in files:
-        doc, found = yamlfile.load(path)
-        problems.extend(found)
-        if doc is None:
-            continue
-        parsed, found = _validate_rules_file(doc)
-        problems.extend(found)
-        for eid, entity in parsed.entities.items():
-            where = ("entities", eid)
-            if eid in entities:
-                first = entities[eid]
-                problems.append(doc.problem(where, f"duplicate entity id {eid!r} (first in "
-                                            f"{first[1].path}:{first[1].locate(first[2])})"))
-                continue
-            entities[eid] = (entity, doc, where)
-        for i, rule in enumerate(parsed.rules):
-            if rule is None:
-                continue
-            id_loc = ("rules", i, "id")
-            if rule.id in rule_ids:
-                problems.append(doc.problem(id_loc, f"duplicate rule id {rule.id!r} "
-                                            f"(first at {rule_ids[rule.id]})"))
-                continue
-            rule_ids[rule.id] = f"{doc.path}:{doc.locate(id_loc)}"
-            rules.append((rule, doc, ("rules", i)))
-    return LoadedRules(rules, entities, [str(f) for f in files]), problems
-
-
 @dataclass(frozen=True)
 class Config:
     """A valid configuration: the main file, its rules compiled, and where they came from."""
 
     path: str
     main: MainConfig
-    ruleset: Any  # worker.rules.RuleSet (typed loosely to keep config free of the matcher)
+    ruleset: RuleSet
     rule_files: list[str]
     warnings: list[Problem]
 
@@ -405,7 +246,7 @@ def seed_source_name(folder: str) -> str:
     return folder.rstrip("/\\") or folder
 
 
-def _raw_names(data: Any, key: str) -> list[Any]:
+def _raw_names(data: object, key: str) -> list[object]:
     """Best-effort read of a list or mapping key from a main config that failed validation,
     so the rest of the configuration can still be checked."""
     value = data.get(key) if isinstance(data, dict) else None
@@ -418,7 +259,7 @@ def load_main(path: str, env: Mapping[str, str] | None = None) -> tuple[MainConf
     doc, problems = yamlfile.load(path, env=os.environ if env is None else env)
     if doc is None:
         return None, None, problems
-    main, found = _validate(_MAIN, doc)
+    main, found = validate(_MAIN, doc, keys=MAIN_KEYS)
     problems.extend(found)
     channels = set(main.channels) if main else {c for c in _raw_names(doc.data, "channels")
                                                 if isinstance(c, str)}
@@ -467,8 +308,6 @@ def _warnings(loaded: LoadedRules, source_names: set[str] | None) -> list[Proble
 
 def _load_config(path: str, env: Mapping[str, str] | None,
                  extra_rules: list[str] | None) -> Config:
-    from worker.rules import compile_rules  # noqa: PLC0415 (the matcher imports this module)
-
     main, doc, problems = load_main(path, env)
     if doc is None:
         raise ConfigError(problems)

@@ -18,13 +18,20 @@ Semantics (the contract users write against; README "Rules" says the same for th
   ``languages`` keeps articles detected in those languages; ``sources`` keeps articles from those
   source names or, with ``tag:NAME``, sources with that tag.
 
+The package stands alone: ``model`` holds the rule files' models, ``load`` reads them with their
+lines, ``compile`` and ``match`` build and run the automaton. ``worker.config`` uses it, never
+the other way round.
+
 Cost: every term of every rule and entity is one pattern in a single Aho-Corasick automaton over
 the article's token keys. An article is scanned once; only rules with a hit (plus the rare rules
 that can hold without one, such as a bare ``not``) are evaluated, so the cost per article grows
 with the article and its hits, not with the number of rules.
 """
 
-from worker.rules.compile import compile_rules
+from worker.rules.compile import CompiledRule, compile_rules
+from worker.rules.load import LoadedRules, load_rules
 from worker.rules.match import RuleMatch, RuleSet
+from worker.rules.model import Entity, Rule, When
 
-__all__ = ["RuleMatch", "RuleSet", "compile_rules"]
+__all__ = ["CompiledRule", "Entity", "LoadedRules", "Rule", "RuleMatch", "RuleSet", "When",
+           "compile_rules", "load_rules"]

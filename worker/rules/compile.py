@@ -11,14 +11,15 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import ahocorasick
 
 from worker import textnorm
-from worker.config import FIELDS, Entity, LoadedRules, Rule
 from worker.errors import Problem
 from worker.rules.expr import AllOf, AnyOf, AtLeast, Expr, InField, Near, Not, Regex, Term
+from worker.rules.load import LoadedRules
+from worker.rules.model import FIELDS, Entity, Loc, Rule
 from worker.yamlfile import Document
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ class Patterns:
             self.string_patterns[sid].append(pid)
         return pid
 
-    def automaton(self) -> Any:
+    def automaton(self) -> Any:   # an ahocorasick.Automaton (the library has no types)
         auto = ahocorasick.Automaton(ahocorasick.STORE_INTS)
         for key, sid in self.strings.items():
             auto.add_word(key, sid)
@@ -148,7 +149,7 @@ def _anchor(choices: list[list[str]]) -> tuple[int, int]:
 
 
 class _Compiler:
-    def __init__(self, entities: dict[str, tuple[Entity, Document, tuple[Any, ...]]]) -> None:
+    def __init__(self, entities: dict[str, tuple[Entity, Document, Loc]]) -> None:
         self.entities = entities
         self.patterns = Patterns()
         self.entity_patterns: dict[str, frozenset[int]] = {}
@@ -156,7 +157,7 @@ class _Compiler:
 
     # -- terms --------------------------------------------------------------------------------
 
-    def phrase(self, text: str, doc: Document, loc: tuple[Any, ...]) -> frozenset[int] | None:
+    def phrase(self, text: str, doc: Document, loc: Loc) -> frozenset[int] | None:
         """A word, phrase or prefix term as pattern ids: one per combination of the readings
         of its Arabic tokens (see textnorm.key_variants)."""
         prefix = text.rstrip().endswith("*")
@@ -178,7 +179,7 @@ class _Compiler:
             return None
         return frozenset(self.patterns.add_phrase(norms, prefix))
 
-    def entity(self, eid: str, doc: Document, loc: tuple[Any, ...]) -> frozenset[int] | None:
+    def entity(self, eid: str, doc: Document, loc: Loc) -> frozenset[int] | None:
         if eid in self.entity_patterns:
             return self.entity_patterns[eid]
         if eid not in self.entities:
@@ -191,7 +192,7 @@ class _Compiler:
         self.entity_patterns[eid] = frozenset(pids)
         return self.entity_patterns[eid]
 
-    def term(self, value: Any, doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+    def term(self, value: object, doc: Document, loc: Loc) -> Expr | None:
         if not isinstance(value, str) or not value.strip():
             self.problems.append(doc.problem(loc, f"a term is a non-empty string, not {value!r}"))
             return None
@@ -212,7 +213,7 @@ class _Compiler:
 
     # -- expressions --------------------------------------------------------------------------
 
-    def expr(self, value: Any, doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+    def expr(self, value: object, doc: Document, loc: Loc) -> Expr | None:
         if isinstance(value, str):
             return self.term(value, doc, loc)
         if isinstance(value, list):
@@ -225,7 +226,7 @@ class _Compiler:
             return None
         return self.mapping(value, doc, loc)
 
-    def items(self, value: Any, doc: Document, loc: tuple[Any, ...]) -> list[Expr] | None:
+    def items(self, value: object, doc: Document, loc: Loc) -> list[Expr] | None:
         if isinstance(value, str | dict):
             value = [value]   # `any: term` is read as `any: [term]`
         if not isinstance(value, list) or not value:
@@ -234,7 +235,7 @@ class _Compiler:
         out = [self.expr(v, doc, (*loc, i)) for i, v in enumerate(value)]
         return None if any(e is None for e in out) else out  # type: ignore[return-value]
 
-    def mapping(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+    def mapping(self, value: dict[str, object], doc: Document, loc: Loc) -> Expr | None:
         """A mapping of expression keys; its parts combine with AND."""
         before = len(self.problems)
         for key in value:
@@ -254,23 +255,23 @@ class _Compiler:
             return None
         return parts[0] if len(parts) == 1 else AllOf(parts)
 
-    def _any(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+    def _any(self, value: dict[str, object], doc: Document, loc: Loc) -> Expr | None:
         got = self.items(value["any"], doc, (*loc, "any"))
         return None if got is None else got[0] if len(got) == 1 else AnyOf(got)
 
-    def _all(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+    def _all(self, value: dict[str, object], doc: Document, loc: Loc) -> Expr | None:
         got = self.items(value["all"], doc, (*loc, "all"))
         return None if got is None else got[0] if len(got) == 1 else AllOf(got)
 
-    def _none(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+    def _none(self, value: dict[str, object], doc: Document, loc: Loc) -> Expr | None:
         got = self.items(value["none"], doc, (*loc, "none"))
         return None if got is None else Not(got[0] if len(got) == 1 else AnyOf(got))
 
-    def _not(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+    def _not(self, value: dict[str, object], doc: Document, loc: Loc) -> Expr | None:
         got = self.expr(value["not"], doc, (*loc, "not"))
         return None if got is None else Not(got)
 
-    def _near(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+    def _near(self, value: dict[str, object], doc: Document, loc: Loc) -> Expr | None:
         got = self.items(value["near"], doc, (*loc, "near"))
         within = value.get("within", DEFAULT_WITHIN)
         if not _whole(within) or within < 0:
@@ -283,30 +284,32 @@ class _Compiler:
             return None
         return None if got is None else Near(got, within)
 
-    def _at_least(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+    def _at_least(self, value: dict[str, object], doc: Document, loc: Loc) -> Expr | None:
         if "of" not in value:
             return None
         got = self.items(value["of"], doc, (*loc, "of"))
         k = value["at_least"]
-        if got is not None and (not _whole(k) or not 0 <= k <= len(got)):
+        if got is None:
+            return None
+        if not _whole(k) or not 0 <= k <= len(got):
             self.problems.append(doc.problem((*loc, "at_least"), (
                 f"'at_least' is a whole number from 0 to {len(got)}, not {k!r}")))
             return None
-        return None if got is None else AtLeast(k, got)
+        return AtLeast(k, got)
 
-    def _field(self, value: dict[str, Any], doc: Document, loc: tuple[Any, ...]) -> Expr | None:
+    def _field(self, value: dict[str, object], doc: Document, loc: Loc) -> Expr | None:
         if "match" not in value:
             return None
         inner = self.expr(value["match"], doc, (*loc, "match"))
         name = value["field"]
-        if name not in FIELD_INDEX:
+        if not isinstance(name, str) or name not in FIELD_INDEX:
             self.problems.append(doc.problem((*loc, "field"), (
                 f"'field' is one of {', '.join(FIELDS)}, not {name!r}")))
             return None
         return None if inner is None else InField(FIELD_INDEX[name], inner)
 
 
-def _whole(value: Any) -> bool:
+def _whole(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

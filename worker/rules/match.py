@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from worker import textnorm
-from worker.config import FIELDS
 from worker.items import Article, Explanation
 from worker.rules.compile import CompiledRule, Pattern, Patterns
 from worker.rules.expr import Hit, Scope
+from worker.rules.model import FIELDS
 
 MAX_EXPLANATIONS = 20
 
