@@ -216,3 +216,44 @@ def test_an_all_proclitic_prefix_alone_is_refused(tmp_path: Path) -> None:
 def test_kurdish_covers_its_variants(tmp_path: Path) -> None:
     rs = ruleset(tmp_path, "  - id: r\n    match: '@erbil'\n    languages: [ku]\n")
     assert fired(rs, body="هولير", language="ckb") == ["r"]
+
+
+# -- languages --------------------------------------------------------------------------------
+
+
+def test_languages_name_detected_codes_families_and_iso_codes(tmp_path: Path) -> None:
+    rs = ruleset(tmp_path, "  - id: r\n    match: '@erbil'\n"
+                           "    languages: [ar, ku, en-US, it, FA]\n")
+    assert rs.rules[0].languages == {"ar", "ku", "ckb", "kmr", "sdh", "en", "it", "fa"}
+    assert fired(rs, body="Erbil", language="en") == ["r"]
+    assert fired(rs, body="هولير", language="ckb") == ["r"]
+    assert fired(rs, body="Erbil", language="de") == []
+
+
+def test_unknown_languages_are_problems(tmp_path: Path) -> None:
+    write(tmp_path / "r.yaml", "rules:\n  - id: r\n    match: x\n    languages:\n"
+                               "      - ar\n      - arabic\n      - english\n      - xx\n")
+    _, problems = load_rules([str(tmp_path / "r.yaml")])
+    assert [(p.line, p.message.split(": use")[0]) for p in problems] == [
+        (6, "rules.0.languages.1: unknown language 'arabic' (did you mean 'ar'?)"),
+        (7, "rules.0.languages.2: unknown language 'english' (did you mean 'en'?)"),
+        (8, "rules.0.languages.3: unknown language 'xx'")]
+    assert problems[2].message.endswith(   # the valid codes are listed
+        ": use a code language detection gives (ar, ckb, de, en, es, fa, fr, tr, ur), a family "
+        "(ku = ckb, kmr, sdh) or another ISO 639-1 code a feed declares")
+
+
+def test_detected_languages_are_the_ones_detection_gives() -> None:
+    from worker import language  # noqa: PLC0415
+    from worker.rules.model import DETECTED_LANGUAGES  # noqa: PLC0415
+
+    samples = {"ar": "قال المتحدث باسم الحكومة إن القوات وصلت إلى المدينة",
+               "fa": "نیروهای ائتلاف پایگاه را ترک کردند و این پایگاه به ارتش تحویل داده شد",
+               "ckb": "لە هەولێر کۆبوونەوەیەک ئەنجامدرا بۆ حکومەت",
+               "ur": "یہ ایک اہم خبر ہے کہ حکومت نے فیصلہ کیا ہے اور لوگوں نے ٹیکس دیا",
+               "en": "The troops said that the base was handed over to the army",
+               "fr": "Les troupes ont quitté la base et le pays est calme pour une fois",
+               "de": "Die Truppen haben die Basis verlassen und das ist nicht das Ende",
+               "es": "Las tropas dejaron la base y el país está en calma por una vez",
+               "tr": "Bu sabah askerler üssü terk etti ve bir açıklama için çok bekledik"}
+    assert {language.detect(text) for text in samples.values()} == set(DETECTED_LANGUAGES)

@@ -15,7 +15,8 @@ Semantics (the contract users write against; README "Rules" says the same for th
   ``at_least: K`` + ``of`` (K of them hold), ``field`` + ``match`` (holds inside that field
   alone). Keys in one mapping combine with AND; nesting has no depth limit.
 * Filters: ``fields`` (default title, summary, body) bounds where every term may match;
-  ``languages`` keeps articles detected in those languages; ``sources`` keeps articles from those
+  ``languages`` keeps articles detected in those languages (codes detection gives, ``ku`` for
+  every Kurdish, or ISO 639-1; anything else is a problem); ``sources`` keeps articles from those
   source names or, with ``tag:NAME``, sources with that tag.
 
 The package stands alone: ``model`` holds the rule files' models, ``load`` reads them with their

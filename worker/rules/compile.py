@@ -19,15 +19,13 @@ from worker import textnorm
 from worker.errors import Problem
 from worker.rules.expr import AllOf, AnyOf, AtLeast, Expr, InField, Near, Not, Regex, Term
 from worker.rules.load import LoadedRules
-from worker.rules.model import FIELDS, Entity, Loc, Rule
+from worker.rules.model import FIELDS, LANGUAGE_FAMILIES, Entity, Loc, Rule, language_codes
 from worker.yamlfile import Document
 
 if TYPE_CHECKING:
     from worker.rules.match import RuleSet
 
 DEFAULT_WITHIN = 10
-# A rule's `languages: [ku]` means Kurdish in any of its written forms.
-LANGUAGE_FAMILIES = {"ku": ("ku", "ckb", "kmr", "sdh")}
 MAX_VARIANTS = 256   # readings of one phrase; past it, only the plain keys
 EXPR_KEYS = ("any", "all", "none", "not", "near", "within", "at_least", "of", "field", "match")
 FIELD_INDEX = {name: i for i, name in enumerate(FIELDS)}
@@ -339,9 +337,7 @@ def compile_rules(loaded: LoadedRules) -> tuple[RuleSet, list[Problem]]:
             rule=rule, expr=expr,
             fields=frozenset(FIELD_INDEX[f] for f in rule.fields),
             languages=None if rule.languages is None else frozenset(
-                code for lang in rule.languages
-                for code in LANGUAGE_FAMILIES.get(lang.lower().split("-")[0],
-                                                  (lang.lower().split("-")[0],))),
+                code for lang in rule.languages for code in language_codes(lang)),
             source_names=names, source_tags=tags,
             origin=f"{doc.path}:{doc.locate(where)}",
         ))
@@ -351,4 +347,4 @@ def compile_rules(loaded: LoadedRules) -> tuple[RuleSet, list[Problem]]:
     return RuleSet(compiled, comp.patterns), comp.problems
 
 
-__all__ = ["CompiledRule", "Patterns", "compile_rules"]
+__all__ = ["LANGUAGE_FAMILIES", "CompiledRule", "Pattern", "Patterns", "compile_rules"]

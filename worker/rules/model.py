@@ -1,14 +1,15 @@
 """The rule files' models: entities, rules and their filters, validated by pydantic on loading.
 
 A rule's ``match`` is kept as YAML gave it (a term or a mapping); ``worker.rules.compile`` checks
-its shape and reports mistakes as ``FILE:LINE`` problems.
+its shape and reports mistakes as ``FILE:LINE`` problems. Language codes are checked here.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import difflib
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from worker.units import PositiveDuration
 
@@ -19,6 +20,59 @@ FIELDS: tuple[FieldName, ...] = ("title", "summary", "body")
 # A path into a YAML document: mapping keys and list indexes, as yamlfile.Document locates.
 Loc = tuple[str | int, ...]
 
+# The codes language detection (worker.language) gives an article from its text.
+DETECTED_LANGUAGES = ("ar", "ckb", "de", "en", "es", "fa", "fr", "tr", "ur")
+# A rule's `languages: [ku]` means Kurdish in any of its written forms.
+LANGUAGE_FAMILIES: dict[str, tuple[str, ...]] = {"ku": ("ku", "ckb", "kmr", "sdh")}
+# ISO 639-1: what a feed may declare, which detection keeps when the text does not tell.
+ISO_639_1 = frozenset({
+    "aa", "ab", "ae", "af", "ak", "am", "an", "ar", "as", "av", "ay", "az", "ba", "be", "bg", "bh",
+    "bi", "bm", "bn", "bo", "br", "bs", "ca", "ce", "ch", "co", "cr", "cs", "cu", "cv", "cy", "da",
+    "de", "dv", "dz", "ee", "el", "en", "eo", "es", "et", "eu", "fa", "ff", "fi", "fj", "fo", "fr",
+    "fy", "ga", "gd", "gl", "gn", "gu", "gv", "ha", "he", "hi", "ho", "hr", "ht", "hu", "hy", "hz",
+    "ia", "id", "ie", "ig", "ii", "ik", "io", "is", "it", "iu", "ja", "jv", "ka", "kg", "ki", "kj",
+    "kk", "kl", "km", "kn", "ko", "kr", "ks", "ku", "kv", "kw", "ky", "la", "lb", "lg", "li", "ln",
+    "lo", "lt", "lu", "lv", "mg", "mh", "mi", "mk", "ml", "mn", "mr", "ms", "mt", "my", "na", "nb",
+    "nd", "ne", "ng", "nl", "nn", "no", "nr", "nv", "ny", "oc", "oj", "om", "or", "os", "pa", "pi",
+    "pl", "ps", "pt", "qu", "rm", "rn", "ro", "ru", "rw", "sa", "sc", "sd", "se", "sg", "si", "sk",
+    "sl", "sm", "sn", "so", "sq", "sr", "ss", "st", "su", "sv", "sw", "ta", "te", "tg", "th", "ti",
+    "tk", "tl", "tn", "to", "tr", "ts", "tt", "tw", "ty", "ug", "uk", "ur", "uz", "ve", "vi", "vo",
+    "wa", "wo", "xh", "yi", "yo", "za", "zh", "zu"})
+KNOWN_LANGUAGES = ISO_639_1 | set(DETECTED_LANGUAGES) | {
+    code for family in LANGUAGE_FAMILIES.values() for code in family}
+_LANGUAGE_NAMES = {
+    "arabic": "ar", "persian": "fa", "farsi": "fa", "kurdish": "ku", "sorani": "ckb",
+    "kurmanji": "kmr", "urdu": "ur", "english": "en", "french": "fr", "german": "de",
+    "spanish": "es", "turkish": "tr", "hebrew": "he", "russian": "ru"}
+
+
+def language_base(code: str) -> str:
+    """``en-US`` -> ``en``: a rule's language as detection's codes write it."""
+    return code.strip().lower().replace("_", "-").split("-")[0]
+
+
+def language_codes(code: str) -> tuple[str, ...]:
+    """The detected codes a rule's language stands for (``ku`` is every Kurdish)."""
+    base = language_base(code)
+    return LANGUAGE_FAMILIES.get(base, (base,))
+
+
+def check_language(code: str) -> str:
+    """A language a rule may name: a code detection gives, a family, or an ISO 639-1 code."""
+    if language_base(code) in KNOWN_LANGUAGES:
+        return code
+    hint = _LANGUAGE_NAMES.get(code.strip().lower())
+    if hint is None:
+        close = difflib.get_close_matches(code.strip().lower(), list(_LANGUAGE_NAMES), n=1)
+        hint = _LANGUAGE_NAMES[close[0]] if close else None
+    families = "; ".join(f"{k} = {', '.join(v[1:])}" for k, v in LANGUAGE_FAMILIES.items())
+    raise ValueError(
+        f"unknown language {code!r}" + (f" (did you mean {hint!r}?)" if hint else "")
+        + f": use a code language detection gives ({', '.join(DETECTED_LANGUAGES)}), a family "
+        f"({families}) or another ISO 639-1 code a feed declares")
+
+
+Language = Annotated[str, AfterValidator(check_language)]
 
 
 # Every model of the configuration: unknown keys are mistakes, values never change once loaded.
@@ -47,7 +101,7 @@ class Rule(Model):
     # A term (a string) or an expression (a mapping), as YAML gave it: the compiler checks it.
     match: object
     fields: tuple[FieldName, ...] = FIELDS
-    languages: list[str] | None = None
+    languages: list[Language] | None = None
     sources: list[str] | None = None
     notify: list[str] | None = None
     when: When | None = None
@@ -64,7 +118,9 @@ class RulesFile(Model):
 
 
 __all__ = [
+    "DETECTED_LANGUAGES",
     "FIELDS",
+    "LANGUAGE_FAMILIES",
     "MODEL_CONFIG",
     "NAME_MAX",
     "Entity",
@@ -75,4 +131,6 @@ __all__ = [
     "RulesFile",
     "Severity",
     "When",
+    "check_language",
+    "language_codes",
 ]
