@@ -257,3 +257,25 @@ def test_detected_languages_are_the_ones_detection_gives() -> None:
                "es": "Las tropas dejaron la base y el país está en calma por una vez",
                "tr": "Bu sabah askerler üssü terk etti ve bir açıklama için çok bekledik"}
     assert {language.detect(text) for text in samples.values()} == set(DETECTED_LANGUAGES)
+
+
+# -- invisible marks ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("term", "text", "hit"), [
+    ("@erbil", "قصف \u200fأربيل\u200f اليوم", True),           # an RLM beside a name
+    ("@erbil", "قصف أر\u200fبيل اليوم", True),                  # or inside it
+    ("@erbil", "Er\u00adbil", True),                            # soft hyphen
+    ("@erbil", "\u202bأربيل\u202c", True),                     # an embedding
+    ("@erbil", "\u2067أربيل\u2069", True),                     # an isolate
+    ("@erbil", "\ufeffErbil", True),
+    ("أر\u200dبيل", "مطار أربيل", True),                        # marks in a term go too
+    ("عين الأسد", "پایگاه عین\u200cالاسد", True),               # ZWNJ separates the words
+    ("عین\u200cالاسد", "پایگاه عين الأسد", True),               # in the term as well
+    ("عينالاسد", "پایگاه عین\u200cالاسد", False),
+    ("ميشود", "می\u200cشود", False),
+    ("شود", "می\u200cشود", True),
+])
+def test_invisible_marks(tmp_path: Path, term: str, text: str, hit: bool) -> None:
+    rs = ruleset(tmp_path, one(term))
+    assert (fired(rs, body=text) == ["r"]) is hit

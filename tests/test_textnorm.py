@@ -12,6 +12,13 @@ from worker import textnorm
 
 from conftest import DATA
 
+# The marks rules.md removes ("so they never split or hide a word"): ZWJ, LRM, RLM, ALM, soft
+# hyphen, bidi embeddings and overrides, isolates, word joiner, BOM.
+INVISIBLE = ["\u200d", "\u200e", "\u200f", "\u061c", "\u00ad", "\u202a", "\u202b", "\u202c",
+             "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u2060", "\ufeff"]
+# The marks that separate tokens as a space does: ZWNJ (rules.md) and the zero-width space.
+SEPARATING = ["\u200c", "\u200b"]
+
 # Examples from the tests of camel-tools and pyarabic (their repositories and commits are in the
 # file's first columns), gathered in shared/testdata.
 PAIRS = DATA / "arabic-normalization-pairs.tsv"
@@ -29,7 +36,7 @@ PAIRS = DATA / "arabic-normalization-pairs.tsv"
     ("الشّمسيّة", ["شمسيه"]),                                # shadda; article stripped
     ("«عين الأسد»، هل؟", ["عين", "اسد", "هل"]),             # guillemets, Arabic comma, ؟
     ("al-Asad", ["al", "asad"]),                              # the hyphen separates
-    ("می\u200cشود", ["ميشود"]),                              # ZWNJ is invisible
+    ("می\u200cشود", ["مي", "شود"]),                          # ZWNJ separates, as a space does
 ])
 def test_keys(text: str, expected: list[str]) -> None:
     assert textnorm.keys(text) == expected
@@ -100,8 +107,37 @@ def test_every_token_comes_from_its_span(text: str) -> None:
 
 
 @given(st.lists(st.sampled_from(["عين", "الأسد", "قاعدة", "Erbil", "base", "٢٠"]), max_size=8),
-       st.sampled_from(["ً", "ـ", "\u200c", "َ", "ّ"]))
+       st.sampled_from(["ً", "ـ", "َ", "ّ", *INVISIBLE]))
 def test_marks_never_move_positions(words: list[str], mark: str) -> None:
     plain = " ".join(words)
     marked = " ".join(w[:1] + mark + w[1:] for w in words)
     assert textnorm.keys(marked) == textnorm.keys(plain)
+
+
+# -- invisible marks -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mark", INVISIBLE)
+@pytest.mark.parametrize(("word", "key"), [("أربيل", "اربيل"), ("Erbil", "erbil"),
+                                           ("والقاعدة", "قاعده")])
+def test_invisible_marks_are_removed(mark: str, word: str, key: str) -> None:
+    inside = word[:2] + mark + word[2:]
+    assert textnorm.keys(inside) == [key]                      # never splits a word
+    assert textnorm.keys(f"{mark}{word}{mark} x") == [key, "x"]  # never hides one
+    assert textnorm.keys(f"a{mark} {word}") == ["a", key]
+    assert textnorm.norms(inside) == textnorm.norms(word)     # terms are written the same way
+
+
+@pytest.mark.parametrize("mark", SEPARATING)
+def test_zwnj_separates_tokens(mark: str) -> None:
+    assert textnorm.keys(f"می{mark}شود") == ["مي", "شود"]
+    assert textnorm.keys(f"عین{mark}الاسد") == ["عين", "اسد"]
+    assert textnorm.norms(f"بین{mark}المللی") == ["بين", "المللي"]   # a term's tokens too
+    assert textnorm.normalize_text(f"a{mark}b") == "a b"                 # and re: text
+
+
+def test_tokens_keep_their_spans_around_marks() -> None:
+    text = "\u200fأربيل\u200f و\u200cكركوك"
+    tokens = textnorm.tokenize(text)
+    assert tokens.norms == ("اربيل", "و", "كركوك")
+    assert [tokens.source(i, i) for i in range(3)] == ["\u200fأربيل\u200f", "و", "كركوك"]

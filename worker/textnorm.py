@@ -6,8 +6,11 @@ The rules (``config`` users write against them; see README "Normalization"):
   removes Latin accents (é → e) and Arabic harakat, tanwin, shadda, sukun and the superscript
   alef, and turns أ إ آ into ا, ؤ into و and ئ into ي.
 * Arabic letters: ٱ → ا, ى → ي, ة → ه, Persian/Kurdish ی → ي and ک → ك; tatweel removed;
-  Arabic-Indic and Eastern Arabic-Indic digits → 0-9. Invisible format characters (ZWNJ, ZWJ,
-  bidi marks, soft hyphen) are removed, so a word with one inside equals the word without.
+  Arabic-Indic and Eastern Arabic-Indic digits → 0-9.
+* Invisible characters: the zero-width non-joiner (U+200C), which Persian and Kurdish put
+  between the parts of a word, and the zero-width space (U+200B) separate tokens as a space
+  does; every other format character (ZWJ, LRM/RLM/ALM, bidi embeddings, overrides and
+  isolates, soft hyphen, word joiner, BOM) is removed, so it never splits or hides a word.
 * Tokens are maximal runs of letters, digits and marks: punctuation and symbols of every script
   (Arabic comma and question mark, quotes, guillemets, the hyphen in al-Asad) separate them.
 * Arabic proclitics: a token in Arabic script loses, in order and each only if two letters
@@ -21,32 +24,47 @@ its span in the original text for explanations.
 
 from __future__ import annotations
 
+import itertools
 import re
-import sys
 import unicodedata
 from bisect import bisect_left
 from functools import lru_cache
 
+# Characters that separate tokens though Unicode calls them format characters.
+SEPARATING = {0x200B: " ", 0x200C: " "}   # zero-width space, zero-width non-joiner
+# Where the marks and format characters that matter live: the Basic Multilingual Plane and
+# plane 14 (tags, variation selectors). The hundreds of small mark ranges of plane 1 (Brahmi,
+# Adlam …) would make the token regex three times slower for scripts news here never uses.
+_PLANES = (range(0x0000, 0x10000), range(0xE0000, 0xE1000))
 
-def _build_word_class() -> str:
-    """Characters that belong inside a token: letters, digits, marks, invisible format chars."""
-    extra = []
-    for cp in range(0x10000):
-        cat = unicodedata.category(chr(cp))
-        if cat[0] == "M" or cat == "Cf":
-            extra.append(cp)
+
+def _invisible() -> tuple[list[int], list[int]]:
+    """Code points inside words that normalization drops (non-spacing and enclosing marks,
+    format characters) and spacing marks (vowel signs of Indic scripts), which it keeps."""
+    dropped: list[int] = []
+    kept: list[int] = []
+    for plane in _PLANES:
+        for cp in plane:
+            cat = unicodedata.category(chr(cp))
+            if cat in {"Mn", "Me", "Cf"} and cp not in SEPARATING:
+                dropped.append(cp)
+            elif cat == "Mc":
+                kept.append(cp)
+    return dropped, kept
+
+
+def _char_class(cps: list[int]) -> str:
     ranges: list[str] = []
-    start = prev = extra[0]
-    for cp in [*extra[1:], sys.maxunicode + 2]:
-        if cp != prev + 1:
-            ranges.append(re.escape(chr(start)) if start == prev else
-                          f"{re.escape(chr(start))}-{re.escape(chr(prev))}")
-            start = cp
-        prev = cp
-    return "[^\\W_]|[" + "".join(ranges) + "]"
+    for _, run in itertools.groupby(enumerate(cps), lambda p: p[1] - p[0]):
+        span = [cp for _, cp in run]
+        first, last = re.escape(chr(span[0])), re.escape(chr(span[-1]))
+        ranges.append(first if span[0] == span[-1] else f"{first}-{last}")
+    return "[" + "".join(ranges) + "]"
 
 
-WORD_RE = re.compile(f"(?:{_build_word_class()})+")
+_DROPPED, _SPACING_MARKS = _invisible()
+# Inside a token: letters and digits, marks, and the invisible characters removed below.
+WORD_RE = re.compile(f"(?:[^\\W_]|{_char_class(sorted(_DROPPED + _SPACING_MARKS))})+")
 
 _ARABIC_LETTERS = {
     "\u0671": "\u0627",  # ٱ alef wasla -> ا
@@ -66,12 +84,9 @@ _DIGITS = {0x0660 + i: str(i) for i in range(10)} | {0x06F0 + i: str(i) for i in
 TRANSLATE = str.maketrans({**{ord(k): v for k, v in _ARABIC_LETTERS.items()}, **_DIGITS})
 
 
-def _is_droppable(ch: str) -> bool:
-    cat = unicodedata.category(ch)
-    return cat in {"Mn", "Me", "Cf"}
-
-
-MARKS = {ord(ch): None for ch in map(chr, range(0x10000)) if _is_droppable(ch)}
+# Dropped after canonical decomposition: non-spacing and enclosing marks (accents, harakat) and
+# format characters; the separating ones become spaces.
+MARKS: dict[int, str | None] = dict.fromkeys(_DROPPED) | SEPARATING
 
 
 def normalize_text(text: str) -> str:
