@@ -12,7 +12,7 @@ from worker.config import load_rules
 from worker.items import Article
 from worker.rules import RuleSet, compile_rules
 
-from conftest import DATA
+from conftest import DATA, ROOT
 
 CORPUS = [
     # (id, source, tags, title, summary, body, expected rules)
@@ -101,3 +101,41 @@ def test_every_construct_is_used(ruleset: RuleSet) -> None:
         Article(source=case[1], title=case[3], summary=case[4], body=case[5], tags=case[2],
                 language=language.detect(f"{case[3]}\n{case[4]}\n{case[5]}")))}
     assert fired == {cr.rule.id for cr in ruleset.rules}   # every rule fires somewhere
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> RuleSet:
+    """The shipped rules and entity packs, and a rule for each entity."""
+    packs = [str(ROOT / "config/entities"), str(ROOT / "config/rules")]
+    loaded, problems = load_rules(packs)
+    assert problems == []
+    each = tmp_path_factory.mktemp("rules") / "each.yaml"
+    each.write_text("rules:\n" + "".join(f"  - id: entity-{eid}\n    match: '@{eid}'\n"
+                                         for eid in sorted(loaded.entities)), encoding="utf-8")
+    loaded, problems = load_rules([*packs, str(each)])
+    assert problems == []
+    rs, problems = compile_rules(loaded)
+    assert problems == []
+    return rs
+
+
+@pytest.mark.parametrize(("text", "entity", "hit"), [
+    ("انفجار عبوة ناسفة في بعقوبة", "baquba", True),
+    # Unavoidable: the text's ب + عقوبة ("with a penalty") is spelt as Baquba is.
+    ("حكم عليه بعقوبة السجن", "baquba", True),
+    ("صدرت عقوبة بالسجن", "baquba", False),            # "penalty": a name's ب is its own
+    ("وصل الوفد إلى بغداد", "baghdad", True),
+    ("وصل الوفد ببغداد", "baghdad", True),
+    ("غداد", "baghdad", False),
+    ("عقدت اللجنة العسكرية العليا اجتماعا", "higher-military-committee", True),
+    ("بيان للجنة العسكرية العليا", "higher-military-committee", True),   # ل + اللجنة
+    ("فڕۆکەخانەی هەولێر", "erbil-air-base", True),
+    ("ڕۆکەخانەی هەولێر", "erbil-air-base", False),
+    ("نیروهای ائتلاف بین\u200cالمللی", "coalition", True),             # ZWNJ in text and name
+    ("نیروهای ائتلاف بین المللی", "coalition", True),
+    ("قصف \u200fعين الأسد\u200f", "ain-al-asad", True),
+    ("استقبل الرئيس الأسد", "ain-al-asad", False),
+])
+def test_shipped_entities(shipped: RuleSet, text: str, entity: str, hit: bool) -> None:
+    fired = {m.rule_id for m in shipped.match(Article(source="s", title="", body=text))}
+    assert (f"entity-{entity}" in fired) is hit

@@ -13,9 +13,16 @@ The rules (``config`` users write against them; see README "Normalization"):
   isolates, soft hyphen, word joiner, BOM) is removed, so it never splits or hides a word.
 * Tokens are maximal runs of letters, digits and marks: punctuation and symbols of every script
   (Arabic comma and question mark, quotes, guillemets, the hyphen in al-Asad) separate them.
-* Arabic proclitics: a token in Arabic script loses, in order and each only if two letters
-  remain, a conjunction (و ف), a preposition (ب ل ك) and the article ال; لل is ل + ال.
-  The result is the token's *key*; two tokens match when their keys are equal.
+* Arabic proclitics are stripped from the text, never from the term. A text token's *readings*
+  are the forms it may stand for: itself, and itself after losing a conjunction (و ف), then a
+  preposition (ب ل ك), then the article ال, each optional and each only while two letters
+  remain; لل is ل + ال (للبيان reads البيان and بيان) or ل before a word starting with ل
+  (للبنان reads لبنان). A text token matches a term token when one of its readings equals the
+  term token or the term token less its own article (``term_forms``).
+* Its *key* is its deepest reading, each proclitic stripped greedily (``strip_proclitics``):
+  matching looks text tokens up by key, so a term token is compiled under the keys of every
+  text token that may match it (``key_variants``, ``prefix_keys``), and each hit is then
+  checked against the readings, unless the key alone already decides.
 
 Normalization is per token and cached, so an article costs one regex scan plus a dictionary
 look-up per token; positions are token indexes, stable under normalization, and each token keeps
@@ -82,8 +89,6 @@ _ARABIC_LETTERS = {
 }
 _DIGITS = {0x0660 + i: str(i) for i in range(10)} | {0x06F0 + i: str(i) for i in range(10)}
 TRANSLATE = str.maketrans({**{ord(k): v for k, v in _ARABIC_LETTERS.items()}, **_DIGITS})
-
-
 # Dropped after canonical decomposition: non-spacing and enclosing marks (accents, harakat) and
 # format characters; the separating ones become spaces.
 MARKS: dict[int, str | None] = dict.fromkeys(_DROPPED) | SEPARATING
@@ -105,78 +110,126 @@ def _is_arabic(ch: str) -> bool:
     return "\u0600" <= ch <= "\u06ff" or "\u0750" <= ch <= "\u077f" or "\u08a0" <= ch <= "\u08ff"
 
 
-def _strip(token: str, stage: int = 0) -> str:
-    """Strip proclitics greedily from *stage* on (0 conjunction, 1 preposition, 2 article)."""
+CONJUNCTIONS = "وف"
+PREPOSITIONS = "بلك"
+ARTICLE = "ال"
+
+
+def _strip(token: str) -> str:
+    """The greedy key: conjunction, preposition (لل = ل + ال) and article stripped, each while
+    two letters remain."""
     if not token or not _is_arabic(token[0]):
         return token
-    if stage <= 0 and token[0] in "وف" and len(token) >= 3:
+    if token[0] in CONJUNCTIONS and len(token) >= 3:
         token = token[1:]
-    if stage <= 1 and token[0] in "بلك" and len(token) >= 3:
+    if token[0] in PREPOSITIONS and len(token) >= 3:
         if token.startswith("لل") and len(token) >= 4:
             return token[2:]  # لل = ل + ال, the article's alef elided
         token = token[1:]
-    if stage <= 2 and token.startswith("ال") and len(token) >= 4:
+    if token.startswith(ARTICLE) and len(token) >= 4:
         token = token[2:]
     return token
 
 
 def strip_proclitics(token: str) -> str:
-    """The key of a normalized token: its Arabic proclitics removed while two letters remain.
-    Text tokens are looked up by this key."""
+    """The key of a normalized token: its Arabic proclitics stripped greedily while two letters
+    remain. Text tokens are looked up by this key; it is always one of their readings."""
     return _strip(token)
 
 
-def _forms(token: str) -> list[tuple[str, int]]:
-    """The token after each proclitic it may lose, with the stage reached: its readings."""
-    forms = [(token, 0)]
-    if not token or not _is_arabic(token[0]):
-        return forms
-    for stage in (1, 2, 3):
-        nxt = _strip(token, stage - 1) if stage == 3 else _strip_one(token, stage - 1)
-        if nxt != token:
-            if stage == 2 and token.startswith("لل") and len(nxt) == len(token) - 2:
-                forms.append((nxt, 3))   # لل took the article with it: nothing more to lose
-                return forms
-            token = nxt
-            forms.append((token, stage))
-    return forms
-
-
-def prefix_keys(norm: str) -> frozenset[str]:
-    """The key beginnings a prefix term's last token may be found under. The article's word is
-    longer than the prefix, so its proclitics are stripped under the length check of the whole
-    word: strip the prefix as if it went on (``بر*`` is found under ر, as in برلمان → رلمان).
-    Hits are then checked against the word's readings."""
-    out = {norm}
-    if norm and _is_arabic(norm[0]):
-        for stage in (0, 1, 2):
-            out.add(_strip(norm + "\uffff\uffff\uffff", stage).rstrip("\uffff"))
+def _readings(token: str) -> frozenset[str]:
+    out = {token}
+    if len(token) < 3 or not _is_arabic(token[0]):
+        return frozenset(out)
+    stems = [token]
+    if token[0] in CONJUNCTIONS:
+        stems.append(token[1:])
+    for stem in stems:
+        forms = [stem]
+        if len(stem) >= 3 and stem[0] in PREPOSITIONS:
+            forms.append(stem[1:])                  # للبنان: ل + لبنان
+            if stem.startswith("لل") and len(stem) >= 4:
+                forms.append(ARTICLE + stem[2:])    # للبيان: ل + البيان, the alef restored
+        for form in forms:
+            out.add(form)
+            if len(form) >= 4 and form.startswith(ARTICLE):
+                out.add(form[2:])
     return frozenset(out)
-
-
-def _strip_one(token: str, stage: int) -> str:
-    """Remove the one proclitic of *stage* if present (a preposition takes an elided article)."""
-    if stage == 0:
-        return token[1:] if token[0] in "وف" and len(token) >= 3 else token
-    if token[0] in "بلك" and len(token) >= 3:
-        return token[2:] if token.startswith("لل") and len(token) >= 4 else token[1:]
-    return token
-
-
-@lru_cache(maxsize=65_536)
-def key_variants(norm: str) -> frozenset[str]:
-    """The text keys a normalized term token matches. Proclitics are each optional, so two
-    tokens match when some reading of one equals some reading of the other: the term token
-    ``بغداد`` (key غداد) also matches ``ببغداد`` (key بغداد) through the reading بغداد."""
-    return frozenset(_strip(form, stage) for form, _ in _forms(norm) for stage in range(4))
 
 
 @lru_cache(maxsize=65_536)
 def readings(norm: str) -> frozenset[str]:
-    """Every form a normalized token may stand for once its optional proclitics go: two
-    tokens match when they share one. ``وبالقاعده`` reads as itself, بالقاعده, القاعده and
-    قاعده; ``بغداد`` as itself and غداد."""
-    return frozenset(form for form, _ in _forms(norm))
+    """Every form a normalized text token may stand for once its optional proclitics go (see
+    the module's docstring): ``وبالقاعده`` reads as itself, بالقاعده, القاعده and قاعده;
+    ``للبيان`` as itself, لبيان, البيان and بيان; ``بغداد`` as itself and غداد."""
+    return _readings(norm)
+
+
+def term_forms(norm: str) -> frozenset[str]:
+    """What a text token's reading must equal to match the term token *norm*: the token, or the
+    token less its own article while two letters remain. A term's other letters are never
+    proclitics: بعقوبه is only بعقوبه."""
+    if _is_arabic(norm[:1]) and norm.startswith(ARTICLE) and len(norm) >= 4:
+        return frozenset((norm, norm[2:]))
+    return frozenset((norm,))
+
+
+def prefix_forms(norm: str) -> tuple[str, ...]:
+    """What a text token's reading must start with to match the prefix term token *norm*: the
+    prefix, or the prefix less its own article while two letters remain."""
+    return tuple(sorted(term_forms(norm)))
+
+
+# How a text token may be written around one of its readings R (a conjunction, then a
+# preposition, then the article): و and ف behave alike, as do ب and ك; ل differs by لل.
+_AROUND = ("", "ب", "ل", "ال", "بال", "لل")
+
+
+def _spellings(reading: str) -> list[str]:
+    """Text tokens that may have *reading* among their readings (a superset: each is checked)."""
+    out = []
+    for conj in ("", "و"):
+        for around in _AROUND:
+            out.append(conj + around + reading)
+        if reading.startswith(ARTICLE):
+            out.append(conj + "لل" + reading[2:])   # ل + ال + …, the alef elided
+    return out
+
+
+@lru_cache(maxsize=65_536)
+def key_variants(norm: str) -> frozenset[str]:
+    """The keys of every text token that may match the term token *norm*: the automaton looks
+    the term up under each, and a hit is checked against the readings (``term_forms``) unless
+    the key is itself one of them. ``بغداد`` is under غداد (بغداد, وبغداد) and بغداد (ببغداد)."""
+    if not _is_arabic(norm[:1]):
+        return frozenset((norm,))
+    return frozenset(_strip(text) for form in term_forms(norm) for text in _spellings(form)
+                     if form in _readings(text))
+
+
+_MORE = "\uffff"   # stands for any letter that is not ا or ل, after a prefix
+
+
+@lru_cache(maxsize=16_384)
+def prefix_keys(norm: str) -> frozenset[str]:
+    """The key beginnings under which a text token whose reading starts with the prefix *norm*
+    (or *norm* less its article) is found. The greedy key of a word depends on its first four
+    letters and on its length up to seven, so the word is tried on with what may follow the
+    prefix: ا or ل or another letter where it matters, then any length (``بر*`` is found under
+    ر, as برلمان → رلمان, and under بر, as ببرلمان → برلمان). Hits are checked against the
+    readings unless the key already starts with the prefix."""
+    if not _is_arabic(norm[:1]):
+        return frozenset((norm,))
+    keys: set[str] = set()
+    for form in prefix_forms(norm):
+        for k in range(max(0, 4 - len(form)) + 1):
+            for letters in itertools.product(("ا", "ل", _MORE), repeat=k):
+                for more in range(6):
+                    reading = form + "".join(letters) + _MORE * more
+                    keys.update(_strip(text).split(_MORE)[0] for text in _spellings(reading)
+                                if reading in _readings(text))
+    # A key that starts with another finds nothing the other does not.
+    return frozenset(k for k in keys if not any(o != k and k.startswith(o) for o in keys))
 
 
 @lru_cache(maxsize=262_144)

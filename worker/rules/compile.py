@@ -11,7 +11,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 import ahocorasick
 
@@ -54,10 +54,18 @@ class CompiledRule:
                                                     self.source_tags.intersection(tags))
 
 
-# Per token of a phrase: the readings the article's token must share with it (for a prefix
-# token: one of its readings must start with it), or None where the automaton's key comparison
-# already decides.
-Verify = tuple[frozenset[str] | None, ...]
+@dataclass(frozen=True, slots=True)
+class Check:
+    """What the article's token at one position of a phrase must be, checked on a hit where
+    the automaton's key does not already decide: ``word``, one of its readings is one of
+    ``forms``; ``prefix``, one of its readings starts with one of them."""
+
+    kind: Literal["word", "prefix"]
+    forms: tuple[str, ...]
+
+
+# Per token of a phrase: its check, or None where the automaton's key already decides.
+Verify = tuple[Check | None, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +74,6 @@ class Pattern:
 
     offset: int      # the automaton's string starts at this token of the phrase
     length: int      # tokens in the phrase
-    prefix: bool     # the phrase's last token is a prefix
     verify: Verify | None
 
 
@@ -74,7 +81,7 @@ class Pattern:
 class Patterns:
     """What the automaton looks for. A *string* is a sequence of token keys (the automaton's
     words); a *pattern* is a phrase found through one of its strings: the string covers the
-    whole phrase, or for a long Arabic phrase whose readings multiply past MAX_VARIANTS, an
+    whole phrase, or for a long Arabic phrase whose keys multiply past MAX_VARIANTS, an
     anchor run of it, the rest being checked on the hit. Identical terms share patterns."""
 
     strings: dict[str, int] = field(default_factory=dict)
@@ -84,29 +91,36 @@ class Patterns:
     patterns: list[Pattern] = field(default_factory=list)
 
     def add_phrase(self, norms: list[str], prefix: bool) -> set[int]:
-        """Pattern ids for the phrase of normalized tokens *norms*."""
+        """Pattern ids for the phrase of normalized tokens *norms* (the last a prefix when
+        *prefix*)."""
         n = len(norms)
-        choices = [sorted(textnorm.prefix_keys(t) if prefix and i == n - 1
-                          else textnorm.key_variants(t)) for i, t in enumerate(norms)]
+        checks: list[Check] = []
+        choices: list[list[str]] = []
+        for i, norm in enumerate(norms):
+            if prefix and i == n - 1:
+                checks.append(Check("prefix", textnorm.prefix_forms(norm)))
+                choices.append(sorted(textnorm.prefix_keys(norm)))
+            else:
+                checks.append(Check("word", tuple(sorted(textnorm.term_forms(norm)))))
+                choices.append(sorted(textnorm.key_variants(norm)))
         searchable = n
         if prefix and "" in choices[-1]:
             # The prefix could be all proclitic (عين ال*): find the words before it, then
             # check the last one on the hit.
             searchable = n - 1
         lo, hi = _anchor(choices[:searchable])
-        last_prefix_arabic = prefix and textnorm.is_arabic(norms[-1])
-        wanted = [frozenset((t,)) if prefix and i == n - 1 else textnorm.readings(t)
-                  for i, t in enumerate(norms)]
-        # Inside the anchor, a token with a single reading is settled by its key, as is a
-        # prefix token that is not Arabic; every other token is checked on the hit.
-        verify: Verify = tuple(
-            None if lo <= i < hi and ((i == n - 1 and prefix and not last_prefix_arabic)
-                                      or (not (prefix and i == n - 1) and len(w) == 1))
-            else w for i, w in enumerate(wanted))
-        pattern = Pattern(lo, n, prefix, None if all(v is None for v in verify) else verify)
         string_prefix = prefix and hi == n
-        return {self._add(list(combo), string_prefix, pattern)
-                for combo in itertools.product(*choices[lo:hi])}
+        out = set()
+        for combo in itertools.product(*choices[lo:hi]):
+            # A key settles its token when every text token under it passes the check: a
+            # text token's key is one of its readings, so a key that is one of the term's
+            # forms (or starts with one, for a prefix) does.
+            verify: Verify = tuple(
+                None if lo <= i < hi and _settles(check, combo[i - lo]) else check
+                for i, check in enumerate(checks))
+            pattern = Pattern(lo, n, None if all(v is None for v in verify) else verify)
+            out.add(self._add(list(combo), string_prefix, pattern))
+        return out
 
     def _add(self, tokens: list[str], prefix: bool, pattern: Pattern) -> int:
         key = " " + " ".join(tokens) + ("" if prefix else " ")
@@ -129,6 +143,12 @@ class Patterns:
         if self.strings:
             auto.make_automaton()
         return auto
+
+
+def _settles(check: Check, key: str) -> bool:
+    if check.kind == "word":
+        return key in check.forms
+    return key.startswith(check.forms)
 
 
 def _anchor(choices: list[list[str]]) -> tuple[int, int]:
@@ -156,8 +176,8 @@ class _Compiler:
     # -- terms --------------------------------------------------------------------------------
 
     def phrase(self, text: str, doc: Document, loc: Loc) -> frozenset[int] | None:
-        """A word, phrase or prefix term as pattern ids: one per combination of the readings
-        of its Arabic tokens (see textnorm.key_variants)."""
+        """A word, phrase or prefix term as pattern ids: one per combination of the keys its
+        tokens may be found under (see textnorm.key_variants)."""
         prefix = text.rstrip().endswith("*")
         body = text.rstrip()[:-1] if prefix else text
         if "*" in body:
@@ -347,4 +367,4 @@ def compile_rules(loaded: LoadedRules) -> tuple[RuleSet, list[Problem]]:
     return RuleSet(compiled, comp.patterns), comp.problems
 
 
-__all__ = ["LANGUAGE_FAMILIES", "CompiledRule", "Pattern", "Patterns", "compile_rules"]
+__all__ = ["LANGUAGE_FAMILIES", "Check", "CompiledRule", "Pattern", "Patterns", "compile_rules"]

@@ -157,18 +157,17 @@ class RuleSet:
 
 
 def _agrees(norms: tuple[str, ...], first: int, pat: Pattern) -> bool:
-    """Whether the article's tokens from *first* on share a reading with each of the phrase's
-    (for a prefix, whether one of the token's readings starts with it)."""
+    """Whether the article's tokens from *first* on pass the phrase's checks: one of a token's
+    readings is one of the term token's forms (or starts with one, for a prefix)."""
     assert pat.verify is not None
-    last = pat.length - 1
-    for i, wanted in enumerate(pat.verify):
-        if wanted is None:
+    for i, check in enumerate(pat.verify):
+        if check is None:
             continue
-        found = textnorm.readings(norms[first + i])
-        if i == last and pat.prefix:
-            if not any(f.startswith(w) for f in found for w in wanted):
+        norm = norms[first + i]
+        if check.kind == "word":
+            if textnorm.readings(norm).isdisjoint(check.forms):
                 return False
-        elif found.isdisjoint(wanted):
+        elif not any(r.startswith(check.forms) for r in textnorm.readings(norm)):
             return False
     return True
 
