@@ -130,6 +130,7 @@ def test_duplicate_ids_across_files(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     ("rules:\n  - id: a\n    match: x\n    match: y\n", "4: duplicate key 'match'"),
     ("rules:\n  - id: a\n    match: x\n    languages: [ar, arabic]\n",
      "4: rules.0.languages.1: unknown language 'arabic' (did you mean 'ar'?): use a code"),
+    ("rules:\n  - id: a\n    match: \"=with*\"\n", "3: term '=with*': an exact term"),
 ])
 def test_rule_mistakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, yaml_text: str,
                        message: str) -> None:
@@ -164,6 +165,30 @@ def test_check_command_exit_codes(spec_dir: Path) -> None:
     assert bad.returncode == 2
     assert "rules/spec.yaml:13: unknown key 'severty' (did you mean 'severity'?)" in bad.stderr
     assert "hunter2" not in bad.stderr + bad.stdout
+
+
+def test_check_command_refuses_unknown_languages(spec_dir: Path) -> None:
+    """`languages: [arabic, english]` used to pass `raqib check` and match nothing."""
+    rules = spec_dir / "rules/spec.yaml"
+    text = rules.read_text()
+    assert "    languages: [ar, en]" in text
+    rules.write_text(text.replace("    languages: [ar, en]", "    languages: [arabic, english]"))
+    bad = subprocess.run([sys.executable, "-m", "worker", "check", "--config", "raqib.yaml"],
+                         capture_output=True, text=True, env={**ENV, "PATH": "/usr/bin:/bin"},
+                         check=False)
+    assert bad.returncode == 2
+    lines = bad.stderr.splitlines()
+    assert any(line.startswith("rules/spec.yaml:25: rules.1.languages.0: unknown language "
+                               "'arabic' (did you mean 'ar'?): use a code language detection "
+                               "gives (ar, ckb, de, en, es, fa, fr, tr, ur)") for line in lines)
+    assert any(line.startswith("rules/spec.yaml:25: rules.1.languages.1: unknown language "
+                               "'english' (did you mean 'en'?)") for line in lines), lines
+
+
+def test_shipped_rules_and_entities_load(project: Path) -> None:
+    cfg = config.load_config("config/raqib.yaml", env={})
+    assert len(cfg.ruleset) > 5
+    assert not [w for w in cfg.warnings if "warning" not in w.message]
 
 
 def test_channels_hold_typed_rates_and_digests(tmp_path: Path,
@@ -204,30 +229,6 @@ def test_bad_rates_and_digests_name_file_and_line(tmp_path: Path,
                                    f"    {setting}\n")
     [problem] = problems_of("raqib.yaml")
     assert problem.startswith(f"raqib.yaml:5: {message}")
-
-
-def test_check_command_refuses_unknown_languages(spec_dir: Path) -> None:
-    """`languages: [arabic, english]` used to pass `raqib check` and match nothing."""
-    rules = spec_dir / "rules/spec.yaml"
-    text = rules.read_text()
-    assert "    languages: [ar, en]" in text
-    rules.write_text(text.replace("    languages: [ar, en]", "    languages: [arabic, english]"))
-    bad = subprocess.run([sys.executable, "-m", "worker", "check", "--config", "raqib.yaml"],
-                         capture_output=True, text=True, env={**ENV, "PATH": "/usr/bin:/bin"},
-                         check=False)
-    assert bad.returncode == 2
-    lines = bad.stderr.splitlines()
-    assert any(line.startswith("rules/spec.yaml:25: rules.1.languages.0: unknown language "
-                               "'arabic' (did you mean 'ar'?): use a code language detection "
-                               "gives (ar, ckb, de, en, es, fa, fr, tr, ur)") for line in lines)
-    assert any(line.startswith("rules/spec.yaml:25: rules.1.languages.1: unknown language "
-                               "'english' (did you mean 'en'?)") for line in lines), lines
-
-
-def test_shipped_rules_and_entities_load(project: Path) -> None:
-    cfg = config.load_config("config/raqib.yaml", env={})
-    assert len(cfg.ruleset) > 5
-    assert not [w for w in cfg.warnings if "warning" not in w.message]
 
 
 def test_the_rules_package_does_not_import_config() -> None:

@@ -219,47 +219,6 @@ def test_kurdish_covers_its_variants(tmp_path: Path) -> None:
     assert fired(rs, body="هولير", language="ckb") == ["r"]
 
 
-# -- languages --------------------------------------------------------------------------------
-
-
-def test_languages_name_detected_codes_families_and_iso_codes(tmp_path: Path) -> None:
-    rs = ruleset(tmp_path, "  - id: r\n    match: '@erbil'\n"
-                           "    languages: [ar, ku, en-US, it, FA]\n")
-    assert rs.rules[0].languages == {"ar", "ku", "ckb", "kmr", "sdh", "en", "it", "fa"}
-    assert fired(rs, body="Erbil", language="en") == ["r"]
-    assert fired(rs, body="هولير", language="ckb") == ["r"]
-    assert fired(rs, body="Erbil", language="de") == []
-
-
-def test_unknown_languages_are_problems(tmp_path: Path) -> None:
-    write(tmp_path / "r.yaml", "rules:\n  - id: r\n    match: x\n    languages:\n"
-                               "      - ar\n      - arabic\n      - english\n      - xx\n")
-    _, problems = load_rules([str(tmp_path / "r.yaml")])
-    assert [(p.line, p.message.split(": use")[0]) for p in problems] == [
-        (6, "rules.0.languages.1: unknown language 'arabic' (did you mean 'ar'?)"),
-        (7, "rules.0.languages.2: unknown language 'english' (did you mean 'en'?)"),
-        (8, "rules.0.languages.3: unknown language 'xx'")]
-    assert problems[2].message.endswith(   # the valid codes are listed
-        ": use a code language detection gives (ar, ckb, de, en, es, fa, fr, tr, ur), a family "
-        "(ku = ckb, kmr, sdh) or another ISO 639-1 code a feed declares")
-
-
-def test_detected_languages_are_the_ones_detection_gives() -> None:
-    from worker import language  # noqa: PLC0415
-    from worker.rules.model import DETECTED_LANGUAGES  # noqa: PLC0415
-
-    samples = {"ar": "قال المتحدث باسم الحكومة إن القوات وصلت إلى المدينة",
-               "fa": "نیروهای ائتلاف پایگاه را ترک کردند و این پایگاه به ارتش تحویل داده شد",
-               "ckb": "لە هەولێر کۆبوونەوەیەک ئەنجامدرا بۆ حکومەت",
-               "ur": "یہ ایک اہم خبر ہے کہ حکومت نے فیصلہ کیا ہے اور لوگوں نے ٹیکس دیا",
-               "en": "The troops said that the base was handed over to the army",
-               "fr": "Les troupes ont quitté la base et le pays est calme pour une fois",
-               "de": "Die Truppen haben die Basis verlassen und das ist nicht das Ende",
-               "es": "Las tropas dejaron la base y el país está en calma por una vez",
-               "tr": "Bu sabah askerler üssü terk etti ve bir açıklama için çok bekledik"}
-    assert {language.detect(text) for text in samples.values()} == set(DETECTED_LANGUAGES)
-
-
 # -- rules.md, Normalization: every example, and the contract around them ---------------------
 
 
@@ -309,9 +268,6 @@ def test_normalization_examples(tmp_path: Path, term: str, text: str, hit: bool)
     assert (fired(rs, body=text) == ["r"]) is hit
 
 
-# -- invisible marks ------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(("term", "text", "hit"), [
     ("@erbil", "قصف \u200fأربيل\u200f اليوم", True),           # an RLM beside a name
     ("@erbil", "قصف أر\u200fبيل اليوم", True),                  # or inside it
@@ -329,3 +285,109 @@ def test_normalization_examples(tmp_path: Path, term: str, text: str, hit: bool)
 def test_invisible_marks(tmp_path: Path, term: str, text: str, hit: bool) -> None:
     rs = ruleset(tmp_path, one(term))
     assert (fired(rs, body=text) == ["r"]) is hit
+
+
+# -- exact terms ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("term", "text", "hit"), [
+    ("=بعقوبة", "انفجار في بعقوبة", True),
+    ("=بعقوبة", "انفجار في بَعْقوبة", True),        # still normalized
+    ("=بعقوبة", "وبعقوبة", False),                   # no proclitic stripped from the text
+    ("=بعقوبة", "ببعقوبة", False),
+    ("=بعقوبة", "عقوبة", False),
+    ("=القاعدة", "قاعدة", False),                     # nor the term's article
+    ("=القاعدة", "بالقاعدة", False),
+    ("=القاعدة", "القاعدة", True),
+    ('="Ain al-Asad"', "rockets hit Ain al-Asad", True),
+    ('="Ain al-Asad"', "rockets hit AIN AL ASAD", True),
+    ('="Ain al-Asad"', "rockets hit Ain al-Asadi", False),    # no prefix
+    ("=عين الأسد", "قصف عين الأسد", True),
+    ("=عين الأسد", "ووصل وعين الأسد", False),
+    ("=عين الأسد", "عين أسد", False),
+    ("=Erbil", "Erbil", True),
+    ("=Erbil", "وErbil", False),
+    ("Erbil", "وErbil", True),
+])
+def test_exact_terms(tmp_path: Path, term: str, text: str, hit: bool) -> None:
+    rs = ruleset(tmp_path, one(term))
+    assert (fired(rs, body=text) == ["r"]) is hit
+
+
+def test_exact_terms_work_in_expressions_and_names(tmp_path: Path) -> None:
+    write(tmp_path / "r.yaml", """\
+entities:
+  baquba:
+    names: ["=بعقوبة", Baquba]
+rules:
+  - id: any
+    match: {any: ["=بعقوبة", "=ديالى"]}
+  - id: near
+    match: {near: ["=بعقوبة", "هجوم*"], within: 2}
+  - id: not
+    match: {all: [Baquba, {not: "=بعقوبة"}]}
+  - id: entity
+    match: "@baquba"
+""")
+    loaded, problems = load_rules([str(tmp_path / "r.yaml")])
+    rs, found = compile_rules(loaded)
+    assert problems == found == []
+    assert fired(rs, body="هجوم في بعقوبة") == ["any", "near", "entity"]
+    assert fired(rs, body="هجوم وبعقوبة") == []
+    assert fired(rs, body="Baquba and وبعقوبة") == ["not", "entity"]
+
+
+@pytest.mark.parametrize(("term", "message"), [
+    ("=withdraw*", "an exact term ('=') has no prefix"),
+    ("=@erbil", "'=' takes a word or phrase"),
+    ("=re:x", "'=' takes a word or phrase"),
+    ("=", "has no words to match"),
+    ('="«»"', "has no words to match"),
+])
+def test_exact_term_mistakes(tmp_path: Path, term: str, message: str) -> None:
+    write(tmp_path / "r.yaml", ENTITIES + "rules:\n" + one(term))
+    loaded, _ = load_rules([str(tmp_path / "r.yaml")])
+    _, problems = compile_rules(loaded)
+    assert [p.line for p in problems] == [8]
+    assert message in problems[0].message
+
+
+# -- languages --------------------------------------------------------------------------------
+
+
+def test_languages_name_detected_codes_families_and_iso_codes(tmp_path: Path) -> None:
+    rs = ruleset(tmp_path, "  - id: r\n    match: '@erbil'\n"
+                           "    languages: [ar, ku, en-US, it, FA]\n")
+    assert rs.rules[0].languages == {"ar", "ku", "ckb", "kmr", "sdh", "en", "it", "fa"}
+    assert fired(rs, body="Erbil", language="en") == ["r"]
+    assert fired(rs, body="هولير", language="ckb") == ["r"]
+    assert fired(rs, body="Erbil", language="de") == []
+
+
+def test_unknown_languages_are_problems(tmp_path: Path) -> None:
+    write(tmp_path / "r.yaml", "rules:\n  - id: r\n    match: x\n    languages:\n"
+                               "      - ar\n      - arabic\n      - english\n      - xx\n")
+    _, problems = load_rules([str(tmp_path / "r.yaml")])
+    assert [(p.line, p.message.split(": use")[0]) for p in problems] == [
+        (6, "rules.0.languages.1: unknown language 'arabic' (did you mean 'ar'?)"),
+        (7, "rules.0.languages.2: unknown language 'english' (did you mean 'en'?)"),
+        (8, "rules.0.languages.3: unknown language 'xx'")]
+    assert problems[2].message.endswith(   # the valid codes are listed
+        ": use a code language detection gives (ar, ckb, de, en, es, fa, fr, tr, ur), a family "
+        "(ku = ckb, kmr, sdh) or another ISO 639-1 code a feed declares")
+
+
+def test_detected_languages_are_the_ones_detection_gives() -> None:
+    from worker import language  # noqa: PLC0415
+    from worker.rules.model import DETECTED_LANGUAGES  # noqa: PLC0415
+
+    samples = {"ar": "قال المتحدث باسم الحكومة إن القوات وصلت إلى المدينة",
+               "fa": "نیروهای ائتلاف پایگاه را ترک کردند و این پایگاه به ارتش تحویل داده شد",
+               "ckb": "لە هەولێر کۆبوونەوەیەک ئەنجامدرا بۆ حکومەت",
+               "ur": "یہ ایک اہم خبر ہے کہ حکومت نے فیصلہ کیا ہے اور لوگوں نے ٹیکس دیا",
+               "en": "The troops said that the base was handed over to the army",
+               "fr": "Les troupes ont quitté la base et le pays est calme pour une fois",
+               "de": "Die Truppen haben die Basis verlassen und das ist nicht das Ende",
+               "es": "Las tropas dejaron la base y el país está en calma por una vez",
+               "tr": "Bu sabah askerler üssü terk etti ve bir açıklama için çok bekledik"}
+    assert {language.detect(text) for text in samples.values()} == set(DETECTED_LANGUAGES)

@@ -5,10 +5,12 @@ Semantics (the contract users write against; README "Rules" says the same for th
 * A rule file holds ``entities:`` (id -> label and names) and ``rules:``. Ids are unique across
   all files. A rule's ``match:`` is a term or an expression.
 * Terms are compared token by token after normalization (``worker.textnorm``): a word or phrase
-  matches consecutive tokens; ``withdraw*`` makes the last token a prefix; ``@id`` is any name of
-  that entity; ``re:PATTERN`` searches the normalized text of a field (case-insensitive; Arabic
-  letters in the pattern normalized the same way) — the slow path, run only for rules whose other
-  parts already hold.
+  matches consecutive tokens, Arabic proclitics stripped from the text's tokens (never from the
+  term's, beyond its own article); ``withdraw*`` makes the last token a prefix; ``=word`` or
+  ``="a phrase"`` is exact, nothing stripped on either side; ``@id`` is any name of that entity
+  (a name may be exact too); ``re:PATTERN`` searches the normalized text of a field
+  (case-insensitive; Arabic letters in the pattern normalized the same way) — the slow path, run
+  only for rules whose other parts already hold.
 * Expressions: ``any`` (one holds), ``all`` (every one), ``none`` (none holds; beside any/all it
   narrows them), ``not`` (does not hold), ``near`` + ``within: N`` (all hold inside one field with
   matches at most N token positions apart, default 10; adjacent tokens are 1 apart),

@@ -58,9 +58,10 @@ class CompiledRule:
 class Check:
     """What the article's token at one position of a phrase must be, checked on a hit where
     the automaton's key does not already decide: ``word``, one of its readings is one of
-    ``forms``; ``prefix``, one of its readings starts with one of them."""
+    ``forms``; ``prefix``, one of its readings starts with one of them; ``exact``, the token
+    itself (normalized, nothing stripped) is one of them."""
 
-    kind: Literal["word", "prefix"]
+    kind: Literal["word", "prefix", "exact"]
     forms: tuple[str, ...]
 
 
@@ -90,14 +91,17 @@ class Patterns:
     ids: dict[tuple[int, Pattern], int] = field(default_factory=dict)
     patterns: list[Pattern] = field(default_factory=list)
 
-    def add_phrase(self, norms: list[str], prefix: bool) -> set[int]:
+    def add_phrase(self, norms: list[str], prefix: bool, exact: bool = False) -> set[int]:
         """Pattern ids for the phrase of normalized tokens *norms* (the last a prefix when
-        *prefix*)."""
+        *prefix*; compared as they are, nothing stripped, when *exact*)."""
         n = len(norms)
         checks: list[Check] = []
         choices: list[list[str]] = []
         for i, norm in enumerate(norms):
-            if prefix and i == n - 1:
+            if exact:
+                checks.append(Check("exact", (norm,)))
+                choices.append([textnorm.strip_proclitics(norm)])
+            elif prefix and i == n - 1:
                 checks.append(Check("prefix", textnorm.prefix_forms(norm)))
                 choices.append(sorted(textnorm.prefix_keys(norm)))
             else:
@@ -114,7 +118,7 @@ class Patterns:
         for combo in itertools.product(*choices[lo:hi]):
             # A key settles its token when every text token under it passes the check: a
             # text token's key is one of its readings, so a key that is one of the term's
-            # forms (or starts with one, for a prefix) does.
+            # forms (or starts with one, for a prefix) does. An exact token is always checked.
             verify: Verify = tuple(
                 None if lo <= i < hi and _settles(check, combo[i - lo]) else check
                 for i, check in enumerate(checks))
@@ -148,7 +152,9 @@ class Patterns:
 def _settles(check: Check, key: str) -> bool:
     if check.kind == "word":
         return key in check.forms
-    return key.startswith(check.forms)
+    if check.kind == "prefix":
+        return key.startswith(check.forms)
+    return False
 
 
 def _anchor(choices: list[list[str]]) -> tuple[int, int]:
@@ -176,26 +182,14 @@ class _Compiler:
     # -- terms --------------------------------------------------------------------------------
 
     def phrase(self, text: str, doc: Document, loc: Loc) -> frozenset[int] | None:
-        """A word, phrase or prefix term as pattern ids: one per combination of the keys its
-        tokens may be found under (see textnorm.key_variants)."""
-        prefix = text.rstrip().endswith("*")
-        body = text.rstrip()[:-1] if prefix else text
-        if "*" in body:
-            self.problems.append(doc.problem(loc, f"term {text!r}: '*' may only end the term"))
+        """A word, phrase, prefix or exact term (an entity's name too) as pattern ids: one per
+        combination of the keys its tokens may be found under (see textnorm.key_variants)."""
+        parsed = parse_phrase(text)
+        if isinstance(parsed, str):
+            self.problems.append(doc.problem(loc, f"term {text!r}{parsed}"))
             return None
-        if prefix and body and not textnorm.WORD_RE.search(body[-1]):
-            self.problems.append(doc.problem(loc, f"term {text!r}: '*' must follow a letter"))
-            return None
-        norms = textnorm.norms(body)
-        if not norms:
-            self.problems.append(doc.problem(loc, f"term {text!r} has no words to match"))
-            return None
-        if prefix and len(norms) == 1 and "" in textnorm.prefix_keys(norms[0]):
-            self.problems.append(doc.problem(loc, (
-                f"term {text!r}: the prefix could be all proclitic (و ف ب ل ك ال); "
-                "write more of the word")))
-            return None
-        return frozenset(self.patterns.add_phrase(norms, prefix))
+        norms, prefix, exact = parsed
+        return frozenset(self.patterns.add_phrase(norms, prefix, exact))
 
     def entity(self, eid: str, doc: Document, loc: Loc) -> frozenset[int] | None:
         if eid in self.entity_patterns:
@@ -325,6 +319,28 @@ class _Compiler:
                 f"'field' is one of {', '.join(FIELDS)}, not {name!r}")))
             return None
         return None if inner is None else InField(FIELD_INDEX[name], inner)
+
+
+def parse_phrase(text: str) -> tuple[list[str], bool, bool] | str:
+    """A word or phrase term as (normalized tokens, last one a prefix, exact), or what is wrong
+    with it (to follow the term in a message)."""
+    exact = text.startswith("=")
+    body = text[1:].strip() if exact else text.rstrip()
+    prefix = body.endswith("*")
+    body = body[:-1] if prefix else body
+    norms = textnorm.norms(body)
+    mistakes = (
+        (exact and body.startswith(("@", "re:")),
+         ": '=' takes a word or phrase, not an entity or a regular expression"),
+        (prefix and exact, ": an exact term ('=') has no prefix; drop the '*' or the '='"),
+        ("*" in body, ": '*' may only end the term"),
+        (prefix and bool(body) and not textnorm.WORD_RE.search(body[-1]),
+         ": '*' must follow a letter"),
+        (not norms, " has no words to match"),
+        (prefix and len(norms) == 1 and "" in textnorm.prefix_keys(norms[0]),
+         ": the prefix could be all proclitic (و ف ب ل ك ال); write more of the word"),
+    )
+    return next((message for wrong, message in mistakes if wrong), (norms, prefix, exact))
 
 
 def _whole(value: object) -> TypeGuard[int]:

@@ -158,7 +158,8 @@ class RuleSet:
 
 def _agrees(norms: tuple[str, ...], first: int, pat: Pattern) -> bool:
     """Whether the article's tokens from *first* on pass the phrase's checks: one of a token's
-    readings is one of the term token's forms (or starts with one, for a prefix)."""
+    readings is one of the term token's forms (or starts with one, for a prefix), or for an
+    exact term the token itself is."""
     assert pat.verify is not None
     for i, check in enumerate(pat.verify):
         if check is None:
@@ -167,7 +168,10 @@ def _agrees(norms: tuple[str, ...], first: int, pat: Pattern) -> bool:
         if check.kind == "word":
             if textnorm.readings(norm).isdisjoint(check.forms):
                 return False
-        elif not any(r.startswith(check.forms) for r in textnorm.readings(norm)):
+        elif check.kind == "prefix":
+            if not any(r.startswith(check.forms) for r in textnorm.readings(norm)):
+                return False
+        elif norm not in check.forms:
             return False
     return True
 
