@@ -214,7 +214,7 @@ _MORE = "\uffff"   # stands for any letter that is not ا or ل, after a prefix
 def prefix_keys(norm: str) -> frozenset[str]:
     """The key beginnings under which a text token whose reading starts with the prefix *norm*
     (or *norm* less its article) is found. The greedy key of a word depends on its first four
-    letters and on its length up to seven, so the word is tried on with what may follow the
+    letters and on its length up to six, so the word is tried on with what may follow the
     prefix: ا or ل or another letter where it matters, then any length (``بر*`` is found under
     ر, as برلمان → رلمان, and under بر, as ببرلمان → برلمان). Hits are checked against the
     readings unless the key already starts with the prefix."""
