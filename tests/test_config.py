@@ -207,11 +207,7 @@ channels:
     assert log.rate == units.Rate(500, timedelta(hours=1))
     assert log.digest == units.DigestSchedule("daily", 8, 5, "Asia/Baghdad")
     assert plain.rate is None and plain.digest is None
-    # The tuple forms older callers use, from the typed values or from text.
-    assert config.parse_rate(hook.rate) == config.parse_rate("30/min") == (30, 60.0)
-    assert config.parse_digest(log.digest) == config.parse_digest("daily 08:05 Asia/Baghdad") \
-        == ("daily", 8, 5, "Asia/Baghdad")
-    assert config.parse_digest("hourly") == ("hourly", 0, 0, "UTC")
+    assert hook.rate.seconds == 60.0 and str(log.digest.tzinfo) == "Asia/Baghdad"
 
 
 @pytest.mark.parametrize(("setting", "message"), [

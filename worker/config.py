@@ -25,7 +25,7 @@ from pydantic import AfterValidator, BaseModel, Field, TypeAdapter
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from worker import redact, units, yamlfile
+from worker import redact, yamlfile
 from worker.errors import ConfigError, Problem
 from worker.rules import RuleSet, compile_rules
 from worker.rules.load import LoadedRules, known_keys, load_rules, rule_files, validate
@@ -108,13 +108,6 @@ class Source(Model):
     allow_private: bool = False
 
 
-def parse_rate(value: str | Rate) -> tuple[int, float]:
-    """``30/min`` (or a channel's parsed ``rate``) -> (30, 60.0): that many messages per that
-    many seconds. Channels hold a ``units.Rate``; this tuple form is for older callers."""
-    rate = units.parse_rate(value)
-    return rate.count, rate.seconds
-
-
 def check_secret(value: str | None) -> str | None:
     """A Standard Webhooks secret: ``whsec_`` and base64 (the prefix is optional)."""
     if value is None:
@@ -125,14 +118,6 @@ def check_secret(value: str | None) -> str | None:
         raise ValueError("secret is 'whsec_' followed by base64 (Standard Webhooks), "
                          "e.g. whsec_$(openssl rand -base64 32)") from None
     return value
-
-
-def parse_digest(value: str | DigestSchedule) -> tuple[str, int, int, str]:
-    """``hourly`` -> ("hourly", 0, 0, "UTC"); ``daily 08:00 Asia/Baghdad`` -> ("daily", 8, 0,
-    "Asia/Baghdad"). Channels hold a ``units.DigestSchedule``; this tuple form is for older
-    callers."""
-    d = units.parse_digest(value)
-    return d.kind, d.hour, d.minute, d.zone
 
 
 class _Channel(Model):
@@ -335,6 +320,6 @@ __all__ = [
     "FIELDS", "NAME_MAX", "Channel", "Config", "DigestSchedule", "Duration", "EmailChannel",
     "Entity", "FieldName", "FileChannel", "LoadedRules", "MainConfig", "PositiveDuration",
     "Rate", "Rule", "RulesFile", "Severity", "Size", "Source", "WebhookChannel", "When",
-    "load_config", "load_main", "load_rules", "parse_digest", "parse_duration", "parse_rate",
+    "load_config", "load_main", "load_rules", "parse_duration",
     "parse_size", "paused_gc", "rule_files",
 ]

@@ -112,9 +112,9 @@ class Daemon:
         for name, spec in self.pipeline.cfg.main.channels.items():
             if spec.digest is None:
                 continue
-            kind, hour, minute, zone = config.parse_digest(spec.digest)
-            trigger = CronTrigger(minute=0, timezone="UTC") if kind == "hourly" else \
-                CronTrigger(hour=hour, minute=minute, timezone=zone)
+            d = spec.digest
+            trigger = CronTrigger(minute=0, timezone="UTC") if d.kind == "hourly" else \
+                CronTrigger(hour=d.hour, minute=d.minute, timezone=d.tzinfo)
             # A digest missed while the daemon was busy or down still goes out, late.
             self.scheduler.add_job(self._digest, trigger, args=[name], id=f"digest:{name}",
                                    misfire_grace_time=None)

@@ -86,8 +86,8 @@ class Deliverer:
         self.clock = clock
         self.rand = rand
         self.batch = batch
-        self.limits = {name: RateLimit(db, name, *config.parse_rate(spec.rate))
-                       for name, spec in specs.items() if spec.rate}
+        self.limits = {name: RateLimit(db, name, spec.rate.count, spec.rate.seconds)
+                       for name, spec in specs.items() if spec.rate is not None}
         # Channels with a digest get their alerts at digest time, not one by one.
         self.immediate = sorted(n for n in channels if not (n in specs and specs[n].digest))
         self._lock = threading.Lock()   # one delivery round at a time
