@@ -38,6 +38,12 @@ def test_short_texts_need_their_url_too() -> None:
     assert content_key(a) != content_key(b)
 
 
+def test_a_zwnj_changes_no_content_key() -> None:
+    with_zwnj = Article(source="s", title="پایگاه", body="نیروها خارج می\u200cشوند " * 10)
+    without = Article(source="s", title="پایگاه", body="نیروها خارج میشوند " * 10)
+    assert content_key(with_zwnj) == content_key(without)
+
+
 def test_prepare_keys() -> None:
     a = Article(source="s", title="t", body=BODY, url="https://x.org/a?utm_campaign=z", guid="g")
     p = prepare(a)

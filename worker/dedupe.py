@@ -58,12 +58,18 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, host, path, urlencode(sorted(query)), ""))
 
 
+def _keys(text: str) -> list[str]:
+    return textnorm.keys(text.replace("\u200c", "") if "\u200c" in text else text)
+
+
 def content_key(article: Article) -> str:
     """A hash of the article's normalized text: diacritics, case, tatweel, punctuation and
     spacing do not change it. Short texts (a title alone) also hash their URL or GUID, so two
-    different articles that share a headline are not taken for one."""
-    tokens = [*textnorm.keys(article.title), "\x1f", *textnorm.keys(article.summary), "\x1f",
-              *textnorm.keys(article.body)]
+    different articles that share a headline are not taken for one. A zero-width non-joiner
+    (which splits a Persian word for matching) changes nothing either, so the key of a text
+    is the same as it was before ZWNJ began to separate tokens."""
+    tokens = [*_keys(article.title), "\x1f", *_keys(article.summary), "\x1f",
+              *_keys(article.body)]
     text = " ".join(tokens)
     if len(tokens) - 2 < SHORT_TEXT_TOKENS:
         text += "\x1e" + (article.url or article.guid or "")
