@@ -51,6 +51,7 @@ def test_a_guid_every_item_shares_hides_no_item(tmp_path: Path, db_url: str,
                      [("bulletins", http_server.url("/feed.xml"), [])], clock)
     report = pipe.run_once()
     assert (report.new, report.alerts) == (3, 3)
+    assert b"raqib_ingest_lock_held_seconds_count 1.0" in pipe.metrics.exposition()
     clock.advance(minutes=15)
     assert pipe.run_once().alerts == 0        # a re-poll alerts for nothing again
     assert len(db.listings.articles()) == 3

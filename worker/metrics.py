@@ -37,6 +37,20 @@ class Metrics:
                                "(ok, refused)", ["outcome"], registry=r)
         self.pruned = Counter("raqib_articles_pruned_total", "Articles removed by retention",
                               registry=r)
+        self.updates = Counter("raqib_articles_updated_total",
+                               "New versions of known items stored", ["source"], registry=r)
+        lock_buckets = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+        self.lock_wait = Histogram("raqib_ingest_lock_wait_seconds",
+                                   "Time an ingest waited for its turn at the write step",
+                                   buckets=lock_buckets, registry=r)
+        self.lock_held = Histogram("raqib_ingest_lock_held_seconds",
+                                   "Time an ingest held the write step (keys checked again, "
+                                   "stories placed, rows inserted, alerts decided)",
+                                   buckets=lock_buckets, registry=r)
+
+    def observe_lock(self, waited: float, held: float) -> None:
+        self.lock_wait.observe(waited)
+        self.lock_held.observe(held)
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))

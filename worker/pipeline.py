@@ -86,6 +86,7 @@ class Pipeline:
         self.rand = rand
         self._big_parse = threading.Lock()
         self.metrics = Metrics()
+        db.units.on_ingest = self.metrics.observe_lock
         self.metrics.rules.set(len(cfg.ruleset))
         self.http = httpx.Client(trust_env=True)   # the webhooks' client
         self.deliverer = Deliverer(db, build_channels(cfg.main.channels, http=self.http),
@@ -170,7 +171,8 @@ class Pipeline:
     def _store(self, source: str, prepared: list[Prepared], **kw: object) -> IngestResult:
         result = self.ingestor.ingest(self.source_ids[source], prepared, self.decide,
                                       **kw)  # type: ignore[arg-type]
-        self.metrics.articles.labels(source).inc(result.new + result.updates)
+        self.metrics.articles.labels(source).inc(result.new)
+        self.metrics.updates.labels(source).inc(result.updates)
         self.metrics.duplicates.labels(source).inc(result.duplicates)
         self.metrics.stories.inc(result.stories)
         self._log_alerts(result.alerts, source=source)
@@ -230,9 +232,13 @@ class Pipeline:
                 # A parse holds several times its document in memory: one big one at a time,
                 # so a pass stays bounded whatever the sources send.
                 with self._big_parse if len(body) > BIG_DOCUMENT else nullcontext():
-                    articles = parse.parse_feed(body, source=src.name,
-                                                headers=fetched.headers, tags=tuple(src.tags))
-                prepared = [dedupe.prepare(a) for a in articles]
+                    feed = parse.read_feed(body, source=src.name, url=fetched.url,
+                                           headers=fetched.headers, tags=tuple(src.tags),
+                                           now=started)
+                for warning in (*fetched.warnings, *feed.warnings):   # read past: no failure
+                    log.warning("source warning", source=src.name, url=redact.url(src.url),
+                                warning=warning)
+                prepared = [dedupe.prepare(a) for a in feed.articles]
                 if src.full_text:
                     self._fill_full_text(src, sid, prepared)
                 result = self._store(src.name, prepared)

@@ -15,6 +15,7 @@ Every database error leaving a unit becomes a ``StorageError`` naming what was b
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ class Units:
         self.dialect = engine.dialect.name
         self.clock = clock
         self._lock = threading.Lock()
+        # Told (seconds waited, seconds held) after each ingest unit: for metrics.
+        self.on_ingest: Callable[[float, float], None] | None = None
 
     @contextmanager
     def unit(self, what: str) -> Iterator[UnitOfWork]:
@@ -77,14 +80,22 @@ class Units:
     @contextmanager
     def ingest_unit(self, what: str) -> Iterator[UnitOfWork]:
         """The ingest critical section (see the module's docstring)."""
-        with self._lock, wrapped(what), self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": INGEST_LOCK})
-            elif self.dialect == "sqlite":
-                # Take SQLite's write lock before the first read, so what the unit reads is
-                # what it writes over, whichever process or connection wrote last.
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            yield UnitOfWork(conn, self.clock(), self.dialect)
+        asked = time.perf_counter()
+        got = asked
+        try:
+            with self._lock, wrapped(what), self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": INGEST_LOCK})
+                elif self.dialect == "sqlite":
+                    # Take SQLite's write lock before the first read, so what the unit reads
+                    # is what it writes over, whichever process or connection wrote last.
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                got = time.perf_counter()
+                yield UnitOfWork(conn, self.clock(), self.dialect)
+        finally:
+            if self.on_ingest is not None:
+                done = time.perf_counter()
+                self.on_ingest(got - asked, done - got)
 
     @contextmanager
     def read(self, what: str) -> Iterator[Connection]:
