@@ -8,15 +8,17 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import structlog
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from worker import __version__, config, logs, redact
 from worker.alerts.payload import iso
-from worker.db import Database
+from worker.db import Database, database_url
 from worker.errors import ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -136,12 +138,33 @@ def _main_config(args: argparse.Namespace) -> config.MainConfig:
     return main
 
 
+class NoDatabase(Exception):
+    """A command that only reads found no database where the configuration points."""
+
+
+def _reading(main: config.MainConfig) -> Database:
+    """The database for a command that reads it (listings, ``alerts retry``, ``backtest``).
+    These never make one: an embedded SQLite file that is not there — a relative path read
+    from another directory, a typo — is an error, not a new empty database. An existing one
+    is brought to the latest schema, as ``run`` and ``once`` would."""
+    url = make_url(database_url(main.database))
+    name = url.database or ""
+    if url.get_backend_name() == "sqlite" and name not in ("", ":memory:") and \
+            not url.query.get("uri") and not Path(name).is_file():
+        raise NoDatabase(
+            f"raqib: no database at {Path(name).absolute()} (database: {main.database}; "
+            f"relative paths are read from the working directory, {Path.cwd()}); "
+            "`raqib db upgrade` or `raqib once` creates it")
+    store = Database(main.database)
+    if store.dialect == "sqlite":
+        store.migrate()
+    return store
+
+
 def _listing(args: argparse.Namespace, fetch: Callable[[Database], list[dict[str, Any]]],
              columns: Sequence[tuple[str, str, int]],
              main: config.MainConfig | None = None) -> int:
-    store = Database((main or _main_config(args)).database)
-    if store.dialect == "sqlite":
-        store.migrate()
+    store = _reading(main or _main_config(args))
     try:
         rows = fetch(store)
     finally:
@@ -231,9 +254,7 @@ def _retry_alert(args: argparse.Namespace) -> int:
     if not args.alert_id:
         print("raqib: alerts retry needs an alert id (see `raqib alerts`)", file=sys.stderr)
         return EXIT_INVALID
-    store = Database(_main_config(args).database)
-    if store.dialect == "sqlite":
-        store.migrate()
+    store = _reading(_main_config(args))
     try:
         if not store.outbox.alert_exists(args.alert_id):
             print(f"raqib: no alert {args.alert_id}", file=sys.stderr)
@@ -272,9 +293,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from worker.backtest import backtest  # noqa: PLC0415 (only this command needs it)
 
     main = _main_config(args)
-    store = Database(main.database)
-    if store.dialect == "sqlite":
-        store.migrate()
+    store = _reading(main)
     try:
         results = backtest(main, store, args.rules, since=args.since,
                            progress=sys.stderr.isatty() and not args.json)
@@ -352,6 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except ConfigError as exc:
         return _report_invalid(exc)
+    except NoDatabase as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_FAILED
     except DBAPIError as exc:   # the database is unreachable or refused us: one clear line

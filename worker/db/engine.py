@@ -9,7 +9,16 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-MIGRATIONS = Path(__file__).resolve().parent.parent.parent / "migrations"
+
+def _migrations() -> Path:
+    """The Alembic scripts: inside the package as worker/migrations when raqib is installed
+    from a wheel, the checkout's top-level migrations/ otherwise (editable installs, tests)."""
+    package = Path(__file__).resolve().parent.parent
+    packaged = package / "migrations"
+    return packaged if (packaged / "env.py").is_file() else package.parent / "migrations"
+
+
+MIGRATIONS = _migrations()
 
 
 def database_url(url: str) -> str:
