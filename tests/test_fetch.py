@@ -8,7 +8,7 @@ import gzip
 import itertools
 import tracemalloc
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -50,6 +50,56 @@ def test_compressed_bodies(http_server: Server, fetcher: Fetcher, encoding: str,
     http_server.routes["/f"] = Response(200, compress(body), {"Content-Encoding": encoding})  # type: ignore[operator]
     assert fetcher.fetch(source(http_server.url("/f"))).body == body
     assert "br" in http_server.hits("/f")[0]["accept-encoding"]
+
+
+@pytest.mark.parametrize("label", [
+    "aws-chunked", "UTF-8", "none", "None", "binary", "8bit", "text/xml", "x-unknown",
+    "identity, aws-chunked",
+])
+def test_unknown_content_encoding_is_read_as_identity(http_server: Server, fetcher: Fetcher,
+                                                      label: str) -> None:
+    """A token that names no content coding is no compression: the body is read as it came,
+    with a warning (browsers, curl and httpx do the same)."""
+    http_server.routes["/f"] = Response(200, FEED.encode(), {"Content-Encoding": label})
+    got = fetcher.fetch(source(http_server.url("/f")))
+    assert got.body == FEED.encode()
+    [warning] = got.warnings
+    assert warning.startswith("fetch: unknown Content-Encoding") and "identity" in warning
+    assert label.rsplit(",", maxsplit=1)[-1].strip() in warning
+
+
+@pytest.mark.parametrize(("label", "compress"), [
+    ("aws-chunked, gzip", gzip.compress),
+    ("gzip, aws-chunked", gzip.compress),
+    ("x-gzip", gzip.compress),
+    ("GZIP", gzip.compress),
+    (" br ", brotli.compress),
+    ("identity", lambda b: b),
+    ("", lambda b: b),
+])
+def test_known_codings_among_unknown_ones(http_server: Server, fetcher: Fetcher, label: str,
+                                          compress: Callable[[bytes], bytes]) -> None:
+    http_server.routes["/f"] = Response(200, compress(FEED.encode()),
+                                        {"Content-Encoding": label})
+    got = fetcher.fetch(source(http_server.url("/f")))
+    assert got.body == FEED.encode()
+    assert bool(got.warnings) == ("aws-chunked" in label)
+
+
+@pytest.mark.parametrize("label", ["gzip", "deflate", "br", "x-gzip", "gzip, br"])
+def test_a_known_coding_that_fails_to_decode_fails(http_server: Server, fetcher: Fetcher,
+                                                   label: str) -> None:
+    http_server.routes["/f"] = Response(200, FEED.encode(), {"Content-Encoding": label})
+    with pytest.raises(FetchError, match=r"^fetch: corrupt .* body"):
+        fetcher.fetch(source(http_server.url("/f")))
+
+
+@pytest.mark.parametrize("label", ["compress", "x-compress", "zstd", "aes128gcm"])
+def test_a_registered_coding_we_cannot_undo_fails(http_server: Server, fetcher: Fetcher,
+                                                  label: str) -> None:
+    http_server.routes["/f"] = Response(200, FEED.encode(), {"Content-Encoding": label})
+    with pytest.raises(FetchError, match=rf"^fetch: unsupported Content-Encoding '{label}'"):
+        fetcher.fetch(source(http_server.url("/f")))
 
 
 def _bomb(megabytes: int) -> bytes:

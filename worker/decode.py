@@ -1,6 +1,11 @@
 """Content decoding with bounded output: gzip, deflate and brotli bodies are inflated a slice at
 a time, so a compression bomb is cut at ``max_bytes`` without ever inflating in memory what a
-single network read would unpack (a 64 KB read can hold 64 MB of zeros)."""
+single network read would unpack (a 64 KB read can hold 64 MB of zeros).
+
+A Content-Encoding token that names no content coding at all (``aws-chunked`` from object
+stores, ``UTF-8`` or ``none`` from misconfigured servers) is read as identity, with a warning,
+as browsers, curl and httpx do. A registered coding we cannot undo (``compress``, ``zstd`` …) is
+an error, and so is a known coding whose body fails to decode."""
 
 from __future__ import annotations
 
@@ -63,18 +68,41 @@ def _brotli(chunks: Iterable[bytes]) -> Iterator[bytes]:
 DECODERS: dict[str, Callable[[Iterable[bytes]], Iterator[bytes]]] = {
     "gzip": _gzip, "x-gzip": _gzip, "deflate": _deflate, "br": _brotli,
 }
+# Registered content codings (IANA HTTP Content Coding Registry) that we do not undo: a body in
+# one of them cannot be read as identity, so it is an error. We never ask for them.
+UNSUPPORTED = {"compress", "x-compress", "zstd", "exi", "pack200-gzip", "aes128gcm", "dcb", "dcz"}
+
+
+def codings(content_encoding: str | None) -> tuple[list[str], list[str]]:
+    """The codings of a Content-Encoding header to undo, in the order applied, and the tokens
+    that name no content coding (read as identity). Raises FetchError for a registered coding
+    that cannot be undone."""
+    known: list[str] = []
+    unknown: list[str] = []
+    for token in (content_encoding or "").split(","):
+        coding = token.strip().lower()
+        if not coding or coding == "identity":
+            continue
+        if coding in DECODERS:
+            known.append(coding)
+        elif coding in UNSUPPORTED:
+            raise FetchError(f"fetch: unsupported Content-Encoding {coding!r}")
+        else:
+            unknown.append(token.strip())
+    return known, unknown
+
+
+def unknown_warning(unknown: list[str]) -> str:
+    names = ", ".join(repr(u) for u in unknown)
+    return f"fetch: unknown Content-Encoding {names} read as identity (not compressed)"
 
 
 def decoded(chunks: Iterable[bytes], content_encoding: str | None) -> Iterator[bytes]:
     """The body of a response given its raw *chunks* and its Content-Encoding header
-    (codings applied in order, so they are undone in reverse)."""
+    (codings applied in order, so they are undone in reverse; tokens that name no coding are
+    skipped: see ``codings``)."""
     stream: Iterable[bytes] = chunks
-    codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
-    for coding in reversed(codings):
-        if coding == "identity":
-            continue
-        if coding not in DECODERS:
-            raise FetchError(f"fetch: unsupported Content-Encoding {coding!r}")
+    for coding in reversed(codings(content_encoding)[0]):
         stream = DECODERS[coding](stream)
     try:
         yield from stream

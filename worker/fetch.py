@@ -4,6 +4,9 @@ One httpx client serves every source (connection pooling, proxies from the envir
 request is bounded: ``timeout`` covers the whole request, ``max_bytes`` the body after
 decompression (gzip, deflate, brotli; see worker.decode), at most five redirects (a loop is an
 error; a permanent redirect of the feed's URL is reported so it can be noted on the source).
+``Fetched.url`` is where the document was finally read, after redirects: the base its relative
+links resolve against. A fault that does not stop the read (a Content-Encoding token that names
+no coding, read as identity) is a warning in ``Fetched.warnings``, never a failure.
 A global limit and a per-host limit bound how many requests run at once. ETag and
 Last-Modified make polls conditional; 429 and 503 carry the server's Retry-After.
 
@@ -21,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -30,7 +33,7 @@ import httpx
 
 from worker import PROJECT_URL, __version__
 from worker.config import Source
-from worker.decode import decoded
+from worker.decode import codings, decoded, unknown_warning
 from worker.errors import FetchError
 
 USER_AGENT = f"raqib/{__version__} (+{PROJECT_URL})"
@@ -53,6 +56,7 @@ class Fetched:
     etag: str | None = None
     last_modified: str | None = None
     moved_to: str | None = None             # where a permanent redirect of the URL points
+    warnings: tuple[str, ...] = ()          # faults read past (fetch: …), not failures
 
     @property
     def not_modified(self) -> bool:
@@ -188,8 +192,7 @@ class Fetcher:
             with self._slot(parts.hostname or ""):
                 target = self._request(url, headers, timeout, deadline, max_bytes)
             if isinstance(target, Fetched):
-                return Fetched(target.url, target.body, target.headers, target.etag,
-                               target.last_modified, moved_to)
+                return replace(target, moved_to=moved_to)
             location, status = target
             permanent = permanent and status in PERMANENT
             if location in seen:
@@ -236,8 +239,11 @@ class Fetcher:
                              retry_after=retry)
         chunks: list[bytes] = []
         size = 0
+        encoding = resp.headers.get("content-encoding")
+        unknown = codings(encoding)[1]
+        warnings = (unknown_warning(unknown),) if unknown else ()
         # Decoded here, a slice at a time: the limit counts decompressed bytes.
-        for chunk in decoded(resp.iter_raw(), resp.headers.get("content-encoding")):
+        for chunk in decoded(resp.iter_raw(), encoding):
             size += len(chunk)
             if size > max_bytes:
                 raise FetchError(f"fetch: body larger than max_bytes ({max_bytes})")
@@ -245,4 +251,4 @@ class Fetcher:
                 raise FetchError(f"fetch: timed out after {timeout:g}s")
             chunks.append(chunk)
         return Fetched(url, b"".join(chunks), headers, resp.headers.get("etag"),
-                       resp.headers.get("last-modified"))
+                       resp.headers.get("last-modified"), warnings=warnings)
