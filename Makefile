@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 CONFIG ?= config/raqib.yaml
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run once check test lint typecheck bench clean
+.PHONY: help install run once check test floors lint typecheck bench clean
 .DEFAULT_GOAL := help
 
 help: $(STAMP)
 	@echo ".venv is ready. Targets:"
 	@echo "make run        install if needed, migrate, start the daemon on $(CONFIG)"
-	@echo "make test       the whole test suite"
+	@echo "make test       the whole test suite (with the wheel test; -m 'not wheel' skips it)"
+	@echo "make floors     the suite on the lowest dependency versions allowed (needs PyPI)"
 	@echo "make lint       ruff"
 	@echo "make typecheck  mypy --strict"
 	@echo "make bench      benchmarks (ratios against a baseline in the same run)"
@@ -36,6 +37,10 @@ check: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Its own virtualenv (var/floors-venv), every runtime dependency at its floor.
+floors:
+	PYTHON=$(PYTHON) .ci/floors -m "not wheel" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check worker tests bench migrations
