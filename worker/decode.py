@@ -57,12 +57,11 @@ def _brotli(chunks: Iterable[bytes]) -> Iterator[bytes]:
     d = brotli.Decompressor()
     for chunk in chunks:
         out = d.process(chunk, output_buffer_limit=SLICE)
-        if out:
+        # More output may wait for the same input, whatever can_accept_more_data() says (it
+        # answers True with output pending): ask until a call gives nothing.
+        while out:
             yield out
-        while not d.can_accept_more_data():   # more output is waiting for the same input
-            out = d.process(b"", output_buffer_limit=SLICE)
-            if out:
-                yield out
+            out = d.process(b"", output_buffer_limit=SLICE) if not d.is_finished() else b""
 
 
 DECODERS: dict[str, Callable[[Iterable[bytes]], Iterator[bytes]]] = {
