@@ -102,6 +102,18 @@ def test_a_registered_coding_we_cannot_undo_fails(http_server: Server, fetcher: 
         fetcher.fetch(source(http_server.url("/f")))
 
 
+def test_the_final_url_is_the_base_of_relative_links(http_server: Server,
+                                                     fetcher: Fetcher) -> None:
+    feed = ("<rss version='2.0'><channel><title>t</title><item><title>a</title>"
+            "<link>../news/1</link><guid>1</guid></item></channel></rss>")
+    http_server.routes["/feed"] = Response(302, headers={"Location": "/feeds/ar/main.xml"})
+    http_server.routes["/feeds/ar/main.xml"] = Response(200, feed.encode())
+    got = fetcher.fetch(source(http_server.url("/feed")))
+    assert got.url == http_server.url("/feeds/ar/main.xml")
+    [article] = parse_feed(got.body or b"", source="s", url=got.url, headers=got.headers)
+    assert article.url == http_server.url("/feeds/news/1")
+
+
 def _bomb(megabytes: int) -> bytes:
     comp = zlib.compressobj(9, zlib.DEFLATED, 31)   # gzip framing
     zeros = b"\0" * 1_000_000

@@ -232,9 +232,13 @@ class Pipeline:
                 # A parse holds several times its document in memory: one big one at a time,
                 # so a pass stays bounded whatever the sources send.
                 with self._big_parse if len(body) > BIG_DOCUMENT else nullcontext():
-                    articles = parse.parse_feed(body, source=src.name,
-                                                headers=fetched.headers, tags=tuple(src.tags))
-                prepared = [dedupe.prepare(a) for a in articles]
+                    feed = parse.read_feed(body, source=src.name, url=fetched.url,
+                                           headers=fetched.headers, tags=tuple(src.tags),
+                                           now=started)
+                for warning in (*fetched.warnings, *feed.warnings):   # read past: no failure
+                    log.warning("source warning", source=src.name, url=redact.url(src.url),
+                                warning=warning)
+                prepared = [dedupe.prepare(a) for a in feed.articles]
                 if src.full_text:
                     self._fill_full_text(src, sid, prepared)
                 result = self._store(src.name, prepared)

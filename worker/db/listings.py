@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from worker.db.articles import chunks
 from worker.db.uow import Units
@@ -74,7 +74,10 @@ class Listings:
                     Article.published, Article.language, Article.story_id.label("story"),
                     Article.version, Article.fetched_at)
              .join(Source, Source.id == Article.source_id)
-             .order_by(func.coalesce(Article.published, Article.fetched_at).desc(),
+             # by the earlier of the publisher's date and the time raqib stored it: a date in
+             # the future (a typo, a time zone written wrong) never keeps an article on top
+             .order_by(case((Article.published < Article.fetched_at, Article.published),
+                            else_=Article.fetched_at).desc(),
                        Article.id.desc()))
         if since is not None:
             q = q.where(Article.fetched_at >= since)
