@@ -19,6 +19,11 @@ from worker.domain import AlertRecord, HeldRecord, HitRecord
 class Ledger(Protocol):
     """What deciding alerts needs to know and to record."""
 
+    def prime(self, pairs: Iterable[tuple[str, int]]) -> None:
+        """A hint: these (rule, story) pairs are about to be asked about (a ledger may look
+        them up at once)."""
+        ...
+
     def alerted(self, rule_id: str, story_ids: Iterable[int]) -> set[int]:
         """Which of *story_ids* already have an alert of *rule_id*."""
         ...
@@ -74,6 +79,9 @@ class MemoryLedger:
         self._fired: dict[str, datetime] = {}
         self._last_alert: dict[str, datetime] = {}
         self._held: dict[str, list[HeldRecord]] = defaultdict(list)
+
+    def prime(self, pairs: Iterable[tuple[str, int]]) -> None:
+        pass   # everything is in memory already
 
     def alerted(self, rule_id: str, story_ids: Iterable[int]) -> set[int]:
         return {s for s in story_ids if (rule_id, s) in self._alerted}

@@ -81,6 +81,8 @@ def raise_alerts(candidates: Iterable[Candidate], ledger: Ledger, *,
     """Decide each candidate in order (each seeing what the ones before it did) and write the
     alerts that fire. Returns every outcome, fired or not, with its reason."""
     out: list[Outcome] = []
+    candidates = list(candidates)
+    ledger.prime({(c.spec.rule_id, c.story_id) for c in candidates})
     for c in candidates:
         if c.spec.throttle is not None:   # a window that has passed is flushed first
             flushed = _flush_rule(c.spec, ledger, c.at, new_id)

@@ -21,14 +21,33 @@ class SqlLedger:
     def __init__(self, uow: UnitOfWork) -> None:
         self.conn = uow.conn
         self.dialect = uow.dialect
+        # (rule, story) pairs looked up once for a batch (``prime``), kept current by
+        # add_alert: the unit of work holds the ingest lock, so no one else adds any.
+        self._primed: set[tuple[str, int]] = set()
+        self._alerted: set[tuple[str, int]] = set()
 
-    def alerted(self, rule_id: str, story_ids: Iterable[int]) -> set[int]:
-        ids = sorted(set(story_ids))
+    def prime(self, pairs: Iterable[tuple[str, int]]) -> None:
+        """Look up at once whether these (rule, story) pairs have alerts."""
+        wanted = sorted(set(pairs) - self._primed)
+        by_rule: dict[str, list[int]] = {}
+        for rule_id, story_id in wanted:
+            by_rule.setdefault(rule_id, []).append(story_id)
+        for rule_id, stories in by_rule.items():
+            self._alerted.update((rule_id, s) for s in self._query_alerted(rule_id, stories))
+        self._primed.update(wanted)
+
+    def _query_alerted(self, rule_id: str, story_ids: Iterable[int]) -> set[int]:
         out: set[int] = set()
-        for part in chunks(ids):
+        for part in chunks(sorted(set(story_ids))):
             q = select(Alert.story_id).where(Alert.rule_id == rule_id, Alert.story_id.in_(part))
             out.update(self.conn.scalars(q))
         return out
+
+    def alerted(self, rule_id: str, story_ids: Iterable[int]) -> set[int]:
+        ids = set(story_ids)
+        known = {s for s in ids if (rule_id, s) in self._primed}
+        found = {s for s in known if (rule_id, s) in self._alerted}
+        return found | (self._query_alerted(rule_id, ids - known) if ids - known else set())
 
     def add_hit(self, hit: HitRecord) -> None:
         self.conn.execute(insert(self.dialect, RuleHit).on_conflict_do_nothing(), [{
@@ -83,6 +102,7 @@ class SqlLedger:
             "detail": json.dumps(alert.detail, ensure_ascii=False) if alert.detail else None}]))
         if not created:
             return False
+        self._alerted.add((alert.rule_id, alert.story_id))
         if alert.explanations:
             self.conn.execute(insert(self.dialect, Match), [
                 {"alert_id": alert.id, **e.as_dict()} for e in alert.explanations])

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, select
 
 from worker.db.articles import chunks
-from worker.db.engine import insert
 from worker.schema import Article, StoryIndex
 
 
@@ -34,15 +33,29 @@ def signatures(conn: Connection, article_ids: Sequence[int]) -> dict[int, bytes]
     return out
 
 
+_SQLITE_ADD = ("INSERT INTO story_index (band, story_id, article_id, at) VALUES (?, ?, ?, ?) "
+               "ON CONFLICT (band, story_id) DO UPDATE SET at = excluded.at")
+_PG_ADD = ("INSERT INTO story_index (band, story_id, article_id, at) "
+           "SELECT b, s, a, %s FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS t(b, s, a) "
+           "ON CONFLICT (band, story_id) DO UPDATE SET at = excluded.at")
+
+
 def add(conn: Connection, dialect: str, rows: Sequence[tuple[int, int, int]],
         now: datetime) -> None:
     """Index (band, story id, article id) rows: a (band, story) already indexed keeps its
-    article and is marked open as of *now*."""
+    article and is marked open as of *now*.
+
+    32 rows an article make this the largest write of an ingest, inside its critical
+    section: it goes to the driver as one statement (PostgreSQL, arrays through ``unnest``)
+    or one prepared statement run many times (SQLite), without per-row work in SQLAlchemy."""
     if not rows:
         return
     unique = {(b, s): a for b, s, a in reversed(rows)}   # the first article of each pair
-    stmt = insert(dialect, StoryIndex)
-    stmt = stmt.on_conflict_do_update(index_elements=["band", "story_id"],
-                                      set_={"at": stmt.excluded.at})
-    conn.execute(stmt, [{"band": b, "story_id": s, "article_id": a, "at": now}
-                        for (b, s), a in sorted(unique.items())])
+    ordered = sorted(unique.items())
+    if dialect == "postgresql":
+        conn.exec_driver_sql(_PG_ADD, (now, [b for (b, _), _ in ordered],
+                                       [s for (_, s), _ in ordered], [a for _, a in ordered]))
+    else:
+        # The text form SQLAlchemy stores UTC datetimes in on SQLite (see schema.UTCDateTime).
+        at = now.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+        conn.exec_driver_sql(_SQLITE_ADD, [(b, s, a, at) for (b, s), a in ordered])
