@@ -44,6 +44,11 @@ def test_a_zwnj_changes_no_content_key() -> None:
     assert content_key(with_zwnj) == content_key(without)
 
 
+def test_a_link_that_is_no_url_is_no_key() -> None:
+    p = prepare(Article(source="s", title="t", body=BODY, url="http://[bogus", guid="g"))
+    assert (p.url, p.url_hash, p.guid_hash is not None) == ("http://[bogus", None, True)
+
+
 def test_prepare_keys() -> None:
     a = Article(source="s", title="t", body=BODY, url="https://x.org/a?utm_campaign=z", guid="g")
     p = prepare(a)

@@ -100,8 +100,12 @@ class Prepared:
 
 
 def prepare(article: Article) -> Prepared:
-    """Keys for one feed item."""
-    url = canonical_url(article.url) if article.url else None
+    """Keys for one feed item. A link that is no URL at all (``http://[bogus``) is kept as
+    written, but is no key."""
+    try:
+        url = canonical_url(article.url) if article.url else None
+    except ValueError:
+        url = None
     return Prepared(article=article, content_hash=content_key(article),
                     guid_hash=digest(article.guid) if article.guid else None,
                     url=article.url, url_hash=digest(url) if url else None)
