@@ -11,6 +11,7 @@ from bs4 import BeautifulSoup
 _SPACE = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANKS = re.compile(r"\n\s*\n+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Anything html_to_text may change: the start of a tag, a comment or a declaration, or of a
 # character reference (complete or not).
 MARKUP = re.compile(r"<[a-zA-Z!/?]|&[#a-zA-Z]")
@@ -37,6 +38,10 @@ _TAG = re.compile(r"""</?[a-zA-Z][^\s/<>]*(?:[^'"<>]|"[^"<]*"|'[^'<]*')*>""")
 _AMBIGUOUS = re.compile(r"<[a-zA-Z/!?]|&#(?![0-9]+;|[xX][0-9a-fA-F]+;)"
                         r"|&[a-zA-Z][a-zA-Z0-9]*(?![a-zA-Z0-9;])")
 _NAMED = re.compile(r"&([a-zA-Z][a-zA-Z0-9]*;)")
+# Numeric references to what is no character (0, a surrogate, a noncharacter, past U+10FFFF)
+# read differently by html.unescape and by each BeautifulSoup release; these are the ones
+# worth a look: zero, and values of five decimal or four hex digits and more.
+_BIG_REF = re.compile(r"&#(?:0*(?:[1-9][0-9]{4,})?|[xX]0*(?:[1-9a-fA-F][0-9a-fA-F]{3,})?);")
 # BeautifulSoup turns a string of ASCII white space alone between two tags (references
 # decoded) into one line break, or one space: a blank line there is no paragraph break.
 _BLANK_LINE = re.compile(r"\n[ \t\r\f]*\n")
@@ -46,8 +51,9 @@ _ONLY_SPACE = re.compile(r"[ \t\r\f]*\n[ \t\n\r\f]*")
 
 def strip_control(text: str) -> str:
     """*text* without control characters (a NUL from a broken feed would be refused by
-    PostgreSQL); line breaks and tabs stay."""
-    return _CONTROL.sub("", text)
+    PostgreSQL); line breaks and tabs stay. A lone surrogate (from "&#xD800;" as some
+    BeautifulSoup releases read it), which no encoder writes, becomes U+FFFD."""
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
 
 
 def clean_space(text: str) -> str:
@@ -86,7 +92,15 @@ def fast_text(html: str) -> str | None:
 
 def _ambiguous(text: str) -> bool:
     return _AMBIGUOUS.search(text) is not None or \
-        not all(m.group(1) in html5 for m in _NAMED.finditer(text))
+        not all(m.group(1) in html5 for m in _NAMED.finditer(text)) or \
+        any(_no_character(m.group()) for m in _BIG_REF.finditer(text))
+
+
+def _no_character(reference: str) -> bool:
+    digits = reference[2:-1]
+    n = int(digits[1:], 16) if digits[:1] in ("x", "X") else int(digits or "0")
+    return n == 0 or 0xD800 <= n <= 0xDFFF or 0xFDD0 <= n <= 0xFDEF or \
+        (n & 0xFFFE) == 0xFFFE or n > 0x10FFFF
 
 
 def soup_text(html: str) -> str:
