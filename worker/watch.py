@@ -27,8 +27,12 @@ class Watcher:
     def start(self) -> None:
         self.thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop watching and wait (up to *timeout* seconds) for the watching thread to end:
+        a process that exits while watchfiles' thread is still inside its Rust code aborts."""
         self.stop_event.set()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(timeout)
 
     def _run(self) -> None:
         while not self.stop_event.is_set():
