@@ -307,3 +307,33 @@ def test_upgrade_from_0004_keeps_identity_and_stories(tmp_path, clock: Clock) ->
     [story] = db.listings.stories()
     assert story["id"] == 1 and len(story["articles"]) == 2
     db.close()
+
+
+def test_a_failed_sqlite_migration_leaves_the_old_schema_whole(tmp_path, clock: Clock) -> None:
+    """A migration that fails half-way (here: a table 0005 creates is in the way, after 0005
+    has copied the articles table) is rolled back as a whole, so the next upgrade works."""
+    from alembic import command  # noqa: PLC0415
+    from alembic.config import Config as AlembicConfig  # noqa: PLC0415
+
+    from worker.db.engine import MIGRATIONS  # noqa: PLC0415
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    db = Database(url, clock)
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+        conn.execute(text("CREATE TABLE item_keys (x INTEGER)"))   # in 0005's way
+    with pytest.raises(Exception, match="item_keys"):
+        db.migrate()
+    with db.engine.connect() as conn:
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0004"
+        names = set(inspect(conn).get_table_names())
+        assert "_alembic_tmp_articles" not in names and "articles" in names
+        conn.execute(text("DROP TABLE item_keys"))
+        conn.commit()
+    db.migrate()
+    with db.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), schema.metadata) == []
+    db.close()

@@ -73,6 +73,11 @@ def migrate(engine: Engine) -> None:
             conn.commit()
         try:
             with conn.begin():
+                if sqlite_:
+                    # The driver begins transactions only before INSERT/UPDATE/DELETE, so
+                    # CREATE and DROP would each commit alone: a migration killed half-way
+                    # would leave a half-copied table. One explicit transaction for all.
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         finally:
