@@ -127,15 +127,15 @@ def daemon(tmp_path: Path, clock: Clock) -> Daemon:
 
 
 def test_reload_swaps_sources_and_rules(daemon: Daemon, tmp_path: Path, clock: Clock) -> None:
-    assert daemon.scheduler.get_job("source:a") is not None
+    seeds = config.seed_source_name(str(tmp_path / "seeds"))
+    assert set(daemon.pipeline.poll_intervals()) == {"a", seeds}
     write(tmp_path / "seeds/one.txt", "Ain al-Asad\nlede\n-\nA new rule will see this.\n")
     daemon.pipeline.poll_seeds(str(tmp_path / "seeds"))
     text = (tmp_path / "raqib.yaml").read_text().replace("name: a,", "name: b,")
     (tmp_path / "raqib.yaml").write_text(text)
     write(tmp_path / "rules/new.yaml", "rules:\n  - id: see\n    match: new rule\n")
     assert daemon.reload("test")
-    assert daemon.scheduler.get_job("source:a") is None
-    assert daemon.scheduler.get_job("source:b") is not None
+    assert set(daemon.pipeline.poll_intervals()) == {"b", seeds}   # what dispatch claims
     assert {cr.rule.id for cr in daemon.pipeline.cfg.ruleset.rules} == {"asad", "see"}
     # The added rule caught up with the article stored moments before it.
     rules = {a["rule"]["id"] for a in daemon.pipeline.db.listings.alert_payloads()}

@@ -346,10 +346,12 @@ def test_a_public_looking_host_that_redirects_inward_is_refused(http_server: Ser
 ])
 def test_next_poll(failures: int, retry: timedelta | None, expected: timedelta) -> None:
     now = datetime(2026, 11, 28, 21, tzinfo=UTC)
-    # rand() = 0.5 is no jitter; 0 and 1 are the extremes
+    # rand() = 0 is no jitter; jitter only ever delays, so a source is never polled sooner
+    # than its interval (or its backoff)
     assert schedule.next_poll(now, timedelta(minutes=10), failures, retry,
-                              rand=lambda: 0.5) == now + expected
+                              rand=lambda: 0.0) == now + expected
     low = schedule.next_poll(now, timedelta(minutes=10), failures, None, rand=lambda: 0.0)
     high = schedule.next_poll(now, timedelta(minutes=10), failures, None, rand=lambda: 1.0)
     assert low < high
-    assert high - low <= 2 * schedule.MAX_JITTER
+    assert low >= now + min(expected, timedelta(hours=24)) or retry is not None
+    assert high - low <= schedule.MAX_JITTER

@@ -295,7 +295,7 @@ def test_backoff_and_retry_after_set_next_poll(workdir: Path, http_server: Serve
                                                clock: Clock) -> None:
     http_server.routes["/feed.xml"] = Response(503, headers={"Retry-After": "7200"})
     p = pipeline_for(make_config(workdir, http_server), clock)
-    p.rand = lambda: 0.5   # no jitter
+    p.rand = lambda: 0.0   # no jitter
     polled = p.poll_source(p.cfg.main.sources[0])
     assert polled.next_poll == clock() + timedelta(hours=2)      # the server's wish, not 5m
     http_server.routes["/feed.xml"] = Response(500)

@@ -202,7 +202,7 @@ def test_digest_gathers_alerts_until_its_hour(tmp_path: Path, http_server: Serve
     assert p.deliverer.digest("daily") == 0                          # nothing twice
     d = Daemon(p, web=False, watch=False)
     d._schedule()
-    trigger = d.scheduler.get_job("digest:daily").trigger
+    trigger = d.digest_triggers["daily"]
     assert isinstance(trigger, CronTrigger) and str(trigger.timezone) == "Asia/Baghdad"
     p.close()
 

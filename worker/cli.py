@@ -195,6 +195,47 @@ def cmd_sources(args: argparse.Namespace) -> int:
                                   ("moved_to", "MOVED TO", 50)], settings)
 
 
+def cmd_workers(args: argparse.Namespace) -> int:
+    settings = _main_config(args)
+    lease = settings.workers.lease
+
+    def fetch(store: Database) -> list[dict[str, Any]]:
+        from worker.db.leases import differences  # noqa: PLC0415
+
+        now = datetime.now(UTC)
+        infos = store.leases.workers()
+        running = [w for w in infos if w.state(now, lease) == "running"]
+        schema = store.schema_version()
+        rows = []
+        for w in infos:
+            state = w.state(now, lease)
+            rows.append({
+                "id": w.id, "host": w.host, "pid": w.pid, "version": w.version,
+                "started": iso(w.started_at), "last_beat": iso(w.beat_at), "state": state,
+                "heartbeat_age": round((now - w.beat_at).total_seconds(), 3),
+                "holds": {"sources": w.sources, "deliveries": w.deliveries, "tasks": w.tasks},
+                "differs": differences(w, running, database_schema=schema)
+                if state == "running" else [],
+                "schema": w.schema_version})
+        return rows
+
+    def table(store: Database) -> list[dict[str, Any]]:
+        rows = fetch(store)
+        for r in rows:
+            holds = r["holds"]
+            r["holding"] = ", ".join(
+                [*holds["sources"], *holds["tasks"]]
+                + ([f"{holds['deliveries']} deliveries"] if holds["deliveries"] else []))
+            r["differs_text"] = ", ".join(r["differs"]) or None
+        return rows
+
+    return _listing(args, fetch if args.json else table,
+                    [("id", "ID", 26), ("host", "HOST", 24), ("pid", "PID", 8),
+                     ("state", "STATE", 8), ("started", "STARTED", 20),
+                     ("last_beat", "LAST BEAT", 20), ("version", "VERSION", 12),
+                     ("differs_text", "DIFFERS", 20), ("holding", "HOLDS", 60)], settings)
+
+
 def cmd_articles(args: argparse.Namespace) -> int:
     def fetch(store: Database) -> list[dict[str, Any]]:
         rows = store.listings.articles(since=args.since, source=args.source, limit=args.limit)
@@ -341,10 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, fn, text in (("sources", cmd_sources, "sources and their health"),
                            ("articles", cmd_articles, "stored articles, newest first"),
                            ("stories", cmd_stories, "stories: articles grouped across outlets"),
-                           ("alerts", cmd_alerts, "alerts raised, newest first")):
+                           ("alerts", cmd_alerts, "alerts raised, newest first"),
+                           ("workers", cmd_workers, "the workers sharing this database")):
         p = add(name, fn, text)
         p.add_argument("--json", action="store_true", help="one JSON array")
-        if name != "sources":
+        if name not in ("sources", "workers"):
             p.add_argument("--since", type=_since, help="only since (1d, 12h, or an ISO time)")
         if name == "articles":
             p.add_argument("--source", metavar="NAME")

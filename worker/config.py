@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, model_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -172,6 +172,22 @@ class Fetching(Model):
     per_host: int = Field(default=2, ge=1, le=64)
 
 
+class Workers(Model):
+    """Several workers on one database: how long a claim lasts unless renewed (``lease``), and
+    how often each worker records itself and renews its claims (``heartbeat``)."""
+
+    lease: PositiveDuration = timedelta(seconds=60)
+    heartbeat: PositiveDuration = timedelta(seconds=10)
+
+    @model_validator(mode="after")
+    def _beats_within_lease(self) -> Workers:
+        if self.heartbeat * 2 > self.lease:
+            raise ValueError(f"workers.heartbeat ({self.heartbeat}) must be at most half of "
+                             f"workers.lease ({self.lease}), or leases would lapse between "
+                             "beats")
+        return self
+
+
 class MainConfig(Model):
     database: Annotated[str, AfterValidator(check_database)] = DEFAULT_DATABASE
     seeds: list[str] = []
@@ -181,6 +197,7 @@ class MainConfig(Model):
     defaults: Defaults = Defaults()
     http: Http = Http()
     fetch: Fetching = Fetching()
+    workers: Workers = Workers()
     retention: Duration | None = None
 
     def source_tags(self) -> dict[str, tuple[str, ...]]:
@@ -194,7 +211,7 @@ class MainConfig(Model):
 
 _MAIN = TypeAdapter(MainConfig)
 MAIN_KEYS = known_keys(MainConfig, Source, EmailChannel, WebhookChannel, FileChannel, Defaults,
-                       Http, Fetching)
+                       Http, Fetching, Workers)
 
 
 @contextmanager

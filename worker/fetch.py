@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -117,16 +117,20 @@ class Fetcher:
         self._per_host = per_host
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
+        # The fleet's share of per_host, when several workers share a database (worker.fleet).
+        self.fleet_slots: Callable[[str, float], AbstractContextManager[None]] | None = None
 
     def close(self) -> None:
         self.client.close()
 
     @contextmanager
-    def _slot(self, host: str) -> Iterator[None]:
-        """One of the global slots and one of the host's."""
+    def _slot(self, host: str, timeout: float) -> Iterator[None]:
+        """One of the global slots and one of the host's (in this process, and in the fleet
+        when workers share a database)."""
         with self._lock:
             sem = self._hosts.setdefault(host, threading.BoundedSemaphore(self._per_host))
-        with self._global, sem:
+        fleet = self.fleet_slots
+        with self._global, sem, fleet(host, timeout) if fleet is not None else nullcontext():
             yield
 
     # -- feeds --------------------------------------------------------------------------------
@@ -189,7 +193,7 @@ class Fetcher:
                 raise FetchError(f"fetch: will not follow a redirect to {parts.scheme}://")
             if guard is not None:
                 guard(url)
-            with self._slot(parts.hostname or ""):
+            with self._slot(parts.hostname or "", max(0.0, deadline - time.monotonic())):
                 target = self._request(url, headers, timeout, deadline, max_bytes)
             if isinstance(target, Fetched):
                 return replace(target, moved_to=moved_to)

@@ -47,6 +47,15 @@ class Metrics:
                                    "Time an ingest held the write step (keys checked again, "
                                    "stories placed, rows inserted, alerts decided)",
                                    buckets=lock_buckets, registry=r)
+        self.leases_held = Gauge("raqib_leases_held", "Leases this worker holds, by kind "
+                                 "(sources, deliveries, named: tasks and host slots)", ["kind"],
+                                 registry=r)
+        self.claims = Counter("raqib_lease_claims_total", "Claims by kind (poll, delivery, "
+                              "task, host_slot) and outcome (won; lost: another worker had "
+                              "it)", ["kind", "outcome"], registry=r)
+        self.heartbeat_age = Gauge("raqib_heartbeat_age_seconds",
+                                   "Seconds since this worker's last recorded heartbeat",
+                                   registry=r)
 
     def observe_lock(self, waited: float, held: float) -> None:
         self.lock_wait.observe(waited)

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import structlog
+from ulid import ULID
 
 from worker import config, dedupe, language, parse, redact, schedule, seeds
 from worker.alerts.channels import build_channels
@@ -27,6 +29,7 @@ from worker.dedupe import Prepared
 from worker.domain import AlertRecord, AlertSpec, Article
 from worker.errors import FetchError, ParseError, StorageError
 from worker.fetch import Fetcher
+from worker.fleet import Fleet
 from worker.ingestor import (
     Ingestor,
     IngestResult,
@@ -88,9 +91,13 @@ class Pipeline:
         self.metrics = Metrics()
         db.units.on_ingest = self.metrics.observe_lock
         self.metrics.rules.set(len(cfg.ruleset))
+        # This process as one worker of a fleet sharing the database: the holder of its leases.
+        self.worker_id = str(ULID())
+        self.fleet = Fleet(db, self.worker_id, cfg, self.metrics)
+        if db.dialect == "postgresql":   # several workers: per_host holds for all of them
+            self.fetcher.fleet_slots = self.fleet.host_slot
         self.http = httpx.Client(trust_env=True)   # the webhooks' client
-        self.deliverer = Deliverer(db, build_channels(cfg.main.channels, http=self.http),
-                                   cfg.main.channels, self.clock, metrics=self.metrics)
+        self.deliverer = self._deliverer(cfg)
         self.source_ids: dict[str, int] = {}
 
     # -- set-up -------------------------------------------------------------------------------
@@ -98,12 +105,33 @@ class Pipeline:
     def apply(self, cfg: config.Config) -> None:
         """Switch to a new configuration while running: rules, sources and channels. Work in
         flight finishes with the configuration it started with."""
-        deliverer = Deliverer(self.db, build_channels(cfg.main.channels, http=self.http),
-                              cfg.main.channels, self.clock, metrics=self.metrics)
+        deliverer = self._deliverer(cfg)
         self.cfg = cfg
         self.deliverer = deliverer
+        self.fleet.apply(cfg)
         self.metrics.rules.set(len(cfg.ruleset))
         self.sync_sources()
+
+    def _deliverer(self, cfg: config.Config) -> Deliverer:
+        return Deliverer(self.db, build_channels(cfg.main.channels, http=self.http),
+                         cfg.main.channels, self.clock, metrics=self.metrics,
+                         holder=self.worker_id, lease=cfg.main.workers.lease)
+
+    def poll_intervals(self) -> dict[str, timedelta]:
+        """Every source by name, with how often it is polled (seed folders: every minute)."""
+        out = {s.name: s.interval for s in self.cfg.main.sources}
+        return out | {config.seed_source_name(f): schedule.SEED_INTERVAL
+                      for f in self.cfg.main.seeds}
+
+    def poll_by_name(self, name: str) -> Polled:
+        """Poll the source or seed folder called *name* in the running configuration."""
+        for src in self.cfg.main.sources:
+            if src.name == name:
+                return self.poll_source(src)
+        for folder in self.cfg.main.seeds:
+            if config.seed_source_name(folder) == name:
+                return self.poll_seeds(folder)
+        raise KeyError(name)
 
     def catch_up(self, rule_ids: set[str], since: datetime) -> int:
         """Run rules that were just added or changed over the articles stored since *since*,
@@ -207,7 +235,8 @@ class Pipeline:
             log.exception("source failed", source=name, error=error)
             nxt = schedule.next_poll(started, interval, 1, rand=self.rand) if interval else None
             try:
-                self.db.sources.record_poll(sid, now=started, error=error, next_poll=nxt)
+                self.db.sources.record_poll(sid, now=started, error=error, next_poll=nxt,
+                                            holder=self.worker_id)
             except Exception:
                 log.exception("cannot record the failure", source=name)
             return Polled(IngestResult(), error, nxt)
@@ -246,16 +275,18 @@ class Pipeline:
             failures = state.failures + 1
             retry = exc.retry_after if isinstance(exc, FetchError) else None
             nxt = schedule.next_poll(started, src.interval, failures, retry, self.rand)
-            self.db.sources.record_poll(sid, now=started, error=str(exc), next_poll=nxt)
+            self._record(src.name, sid, now=started, error=str(exc), next_poll=nxt)
             log.warning("source failed", source=src.name, url=redact.url(src.url),
                         error=str(exc), failures=failures, next_poll=nxt)
             return Polled(IngestResult(), str(exc), nxt), "error"
         if fetched.moved_to and fetched.moved_to != state.moved_to:
             log.warning("feed moved permanently; consider updating its url", source=src.name,
                         url=redact.url(src.url), moved_to=redact.url(fetched.moved_to))
-        nxt = schedule.next_poll(started, src.interval, 0, rand=self.rand)
-        self.db.sources.record_poll(
-            sid, now=started, error=None, next_poll=nxt, moved_to=fetched.moved_to,
+        # The interval counts from the end of this poll, so two polls of a source are never
+        # nearer than its interval, however long a fetch waited for its host.
+        nxt = schedule.next_poll(max(started, self.clock()), src.interval, 0, rand=self.rand)
+        self._record(
+            src.name, sid, now=started, error=None, next_poll=nxt, moved_to=fetched.moved_to,
             validators=None if fetched.not_modified else (fetched.etag, fetched.last_modified))
         return Polled(result, None, nxt), "not_modified" if fetched.not_modified else "ok"
 
@@ -296,8 +327,15 @@ class Pipeline:
         for err in errors:
             log.warning("seed file failed", source=name, error=err)
         error = "; ".join(errors) or None
-        self.db.sources.record_poll(sid, now=started, error=error, next_poll=None)
-        return Polled(result, error)
+        nxt = max(started, self.clock()) + schedule.SEED_INTERVAL
+        self._record(name, sid, now=started, error=error, next_poll=nxt)
+        return Polled(result, error, nxt)
+
+    def _record(self, name: str, sid: int, **kw: Any) -> None:
+        if not self.db.sources.record_poll(sid, holder=self.worker_id, **kw):
+            self.metrics.claims.labels("poll", "lost").inc()
+            log.warning("poll not recorded: another worker holds the source's lease now",
+                        source=name, worker=self.worker_id)
 
     def deliver(self, *, until_done: bool = False) -> DeliveryReport:
         """Send what is due: one round, or (``until_done``) rounds until nothing due is left
@@ -312,10 +350,15 @@ class Pipeline:
     def run_once(self) -> PassReport:
         """Everything once: every source, every seed folder, then delivery."""
         report = PassReport()
+        # Each source is claimed first; one another worker is polling right now is left to it.
+        intervals = self.poll_intervals()
+        claimed = self.fleet.claim_polls(intervals, len(intervals), force=True)
+        for name in sorted(set(intervals) - set(claimed)):
+            log.info("source skipped: another worker is polling it", source=name)
+        order = {name: i for i, name in enumerate(intervals)}
         work: list[tuple[str, Callable[[], Polled]]] = [
-            (s.name, partial(self.poll_source, s)) for s in self.cfg.main.sources]
-        work += [(config.seed_source_name(f), partial(self.poll_seeds, f))
-                 for f in self.cfg.main.seeds]
+            (name, partial(self.poll_by_name, name))
+            for name in sorted(claimed, key=lambda n: order[n])]
         # Sources are polled side by side, within the fetcher's global and per-host limits.
         with ThreadPoolExecutor(self.cfg.main.fetch.concurrency,
                                 thread_name_prefix="poll") as pool:

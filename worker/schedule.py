@@ -1,5 +1,6 @@
-"""When to poll a source next: its interval with jitter; after failures, exponential backoff
-(interval × 2^(failures−1), at most a day); never sooner than the server's Retry-After."""
+"""When to poll a source next: its interval with jitter (only ever later); after failures,
+exponential backoff (interval × 2^(failures−1), at most a day); never sooner than the server's
+Retry-After."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 MAX_BACKOFF = timedelta(hours=24)
-JITTER = 0.1                        # ± this share of the delay …
+SEED_INTERVAL = timedelta(minutes=1)   # seed folders are read again this often (and on change)
+JITTER = 0.1                        # up to this share of the delay is added …
 MAX_JITTER = timedelta(minutes=5)   # … but never more than this
 
 
@@ -20,7 +22,9 @@ def next_poll(now: datetime, interval: timedelta, failures: int,
     backoff = min(interval * 2 ** min(max(failures - 1, 0), 32), MAX_BACKOFF)
     delay = interval if failures <= 0 else backoff
     spread = min(delay * JITTER, MAX_JITTER)
-    delay += spread * (2 * rand() - 1)     # spread sources out so they do not poll in step
+    # Spread sources out so they do not poll in step; only ever later, so a source is never
+    # polled sooner than its interval.
+    delay += spread * rand()
     if retry_after is not None:
         delay = max(delay, retry_after)
     return now + delay

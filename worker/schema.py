@@ -84,6 +84,9 @@ class Source(Base):
     next_poll: Mapped[datetime | None] = mapped_column(UTCDateTime)
     moved_to: Mapped[str | None] = mapped_column(Text)   # a permanent redirect's target
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The poll lease: the worker polling the source now, until when (renewed by heartbeats).
+    lease_holder: Mapped[str | None] = mapped_column(String(26))
+    lease_expires: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SeedFile(Base):
@@ -250,6 +253,37 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The delivery lease: the worker sending it now, until when (renewed by heartbeats).
+    lease_holder: Mapped[str | None] = mapped_column(String(26))
+    lease_expires: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Worker(Base):
+    """A raqib process sharing the database: who it is, when it last beat, what it runs."""
+
+    __tablename__ = "workers"
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)      # a ULID
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    schema_version: Mapped[str] = mapped_column(String(40))   # the migration head it expects
+    rules_digest: Mapped[str] = mapped_column(String(64))
+    config_digest: Mapped[str] = mapped_column(String(64))
+
+
+class Lease(Base):
+    """A named lease: a recurring task (``digest:<channel>``, ``held``, ``retention``,
+    ``vacuum``), with the time of its last round, or a slot of a host's request limit
+    (``host:<name>#<n>``)."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(26))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_done: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 metadata = Base.metadata

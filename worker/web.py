@@ -47,7 +47,8 @@ border-bottom:1px solid #ddd;font-size:14px}}</style></head><body>
 
 class WebServer:
     def __init__(self, listen: str, *, health: Health, metrics: Callable[[], bytes],
-                 store: Database) -> None:
+                 store: Database,
+                 details: Callable[[], dict[str, Any]] | None = None) -> None:
         host, _, port = listen.rpartition(":")
         self.address = (host.strip("[]") or "127.0.0.1", int(port))
         server = self
@@ -58,8 +59,9 @@ class WebServer:
                 try:
                     if path == "/healthz":
                         ok, reason = server.health()
+                        extra = server.details() if server.details is not None else {}
                         body = json.dumps({"status": "ok" if ok else "unavailable",
-                                           "reason": reason}).encode()
+                                           "reason": reason, **extra}).encode()
                         self._send(200 if ok else 503, "application/json", body)
                     elif path == "/metrics":
                         self._send(200, "text/plain; version=0.0.4; charset=utf-8",
@@ -83,6 +85,7 @@ class WebServer:
                 pass
 
         self.health = health
+        self.details = details
         self.metrics = metrics
         self.store = store
         self.httpd = ThreadingHTTPServer(self.address, Handler)

@@ -9,6 +9,10 @@ delivery is dead: kept, logged, shown by ``raqib alerts`` and sent again by
 ``raqib alerts retry ID``. A channel's ``rate`` (N per period) holds what exceeds it in the
 outbox for later; it is counted over a sliding window from the deliveries the outbox marks
 sent, so a reload, a restart or a second worker neither refills nor multiplies it.
+
+Several workers: each delivery is claimed with a lease before it is sent (``Outbox.claim``), so
+one worker sends it; only a worker killed mid-send (its lease runs out) leaves it to be sent
+again, with the same alert id, and it is marked sent once.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from ulid import ULID
 
 from worker import config
 from worker.alerts.channels import Channel
@@ -45,21 +50,6 @@ def retry_delay(attempts: int, rand: Callable[[], float] = random.random) -> tim
     return timedelta(seconds=base * (0.5 + rand()))   # jitter around the base; never zero
 
 
-class RateLimit:
-    """*count* messages per *seconds*, over a sliding window of the channel's sent rows."""
-
-    def __init__(self, db: Database, channel: str, count: int, seconds: float) -> None:
-        self.db = db
-        self.channel = channel
-        self.count = count
-        self.window = timedelta(seconds=seconds)
-
-    def allowed(self, wanted: int, now: datetime) -> int:
-        """How many of *wanted* messages may go out at *now*."""
-        sent, _ = self.db.outbox.sent_since(self.channel, now - self.window)
-        return max(0, min(wanted, self.count - sent))
-
-
 @dataclass
 class DeliveryReport:
     sent: int = 0
@@ -77,8 +67,9 @@ class DeliveryReport:
 class Deliverer:
     def __init__(self, db: Database, channels: dict[str, Channel],
                  specs: dict[str, config.Channel], clock: Callable[[], datetime], *,
-                 rand: Callable[[], float] = random.random, batch: int = 500,
-                 metrics: Metrics | None = None) -> None:
+                 rand: Callable[[], float] = random.random, batch: int = 100,
+                 metrics: Metrics | None = None, holder: str = "",
+                 lease: timedelta = timedelta(seconds=60)) -> None:
         self.metrics = metrics or Metrics()
         self.db = db
         self.channels = channels
@@ -86,8 +77,10 @@ class Deliverer:
         self.clock = clock
         self.rand = rand
         self.batch = batch
-        self.limits = {name: RateLimit(db, name, spec.rate.count, spec.rate.seconds)
-                       for name, spec in specs.items() if spec.rate is not None}
+        self.holder = holder or str(ULID())   # whose leases this deliverer's claims are
+        self.lease = lease
+        self.rates = {name: (spec.rate.count, timedelta(seconds=spec.rate.seconds))
+                      for name, spec in specs.items() if spec.rate is not None}
         # Channels with a digest get their alerts at digest time, not one by one.
         self.immediate = sorted(n for n in channels if not (n in specs and specs[n].digest))
         self._lock = threading.Lock()   # one delivery round at a time
@@ -105,14 +98,12 @@ class Deliverer:
                 self.channels[name].send_digest(digest)
             except Exception as exc:   # the isolation boundary of one digest
                 for d in due:
-                    self.db.outbox.failed(d.id, f"digest: {exc}", self.clock())
+                    self.db.outbox.failed(d.id, f"digest: {exc}", self.clock(), self.holder)
                 self.metrics.deliveries.labels(name, "failed").inc(len(due))
                 log.warning("digest failed; its alerts wait for the next one", channel=name,
                             alerts=len(due), error=str(exc))
                 return 0
-            now = self.clock()
-            for d in due:
-                self.db.outbox.delivered(d.id, now)
+            self.db.outbox.delivered([d.id for d in due], self.clock())
             self.metrics.deliveries.labels(name, "sent").inc(len(due))
             log.info("digest delivered", channel=name, alerts=len(due), digest_id=digest["id"])
             return len(due)
@@ -123,8 +114,10 @@ class Deliverer:
         report = DeliveryReport()
         with self._lock:
             while True:
-                due = self.db.outbox.due(self.clock(), channels=self.immediate,
-                                                limit=self.batch)
+                due, held = self.db.outbox.claim(self.holder, self.lease,
+                                                 channels=self.immediate, limit=self.batch,
+                                                 rates=self.rates)
+                report.held += held
                 if not due:
                     break
                 round_report = self._round(due)
@@ -150,10 +143,7 @@ class Deliverer:
     def _channel(self, name: str, due: list[DueDelivery],
                  payloads: dict[str, dict[str, Any]]) -> DeliveryReport:
         report = DeliveryReport()
-        limit = self.limits.get(name)
-        allowed = limit.allowed(len(due), self.clock()) if limit else len(due)
-        report.held = len(due) - allowed
-        for d in due[:allowed]:
+        for d in due:
             self._send(d, payloads[d.alert_id], report)
         return report
 
@@ -165,7 +155,9 @@ class Deliverer:
         except Exception as exc:   # DeliveryError, or a channel's bug: the same treatment
             self._failed(d, exc, report)
             return
-        self.db.outbox.delivered(d.id, self.clock())
+        if not self.db.outbox.delivered(d.id, self.clock()):
+            log.info("delivery already marked sent by another worker", channel=d.channel,
+                     alert_id=d.alert_id)
         self.metrics.deliveries.labels(d.channel, "sent").inc()
         report.sent += 1
         log.info("alert delivered", channel=d.channel, alert_id=d.alert_id, attempt=d.attempts + 1)
@@ -184,7 +176,7 @@ class Deliverer:
             max_attempts is not None and attempts >= max_attempts)
         retry = None if give_up else now + max(retry_delay(attempts, self.rand),
                                                wait or timedelta(0))
-        self.db.outbox.failed(d.id, error, retry)
+        self.db.outbox.failed(d.id, error, retry, self.holder)
         self.metrics.deliveries.labels(d.channel, "dead" if give_up else "failed").inc()
         report.failed += 1
         if give_up:

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from worker.db import articles
-from worker.db.engine import database_url, make_engine, migrate
+from worker.db.engine import MIGRATIONS, database_url, make_engine, migrate
+from worker.db.leases import Leases
 from worker.db.listings import Listings
 from worker.db.outbox import DueDelivery, Outbox
 from worker.db.sources import SeedFileState, SeedFileUpdate, Sources
@@ -24,6 +25,13 @@ from worker.errors import StorageError
 
 __all__ = ["Database", "DueDelivery", "SeedFileState", "SeedFileUpdate", "StorageError",
            "UnitOfWork", "database_url"]
+
+
+def code_schema_version() -> str:
+    """The newest migration this code carries (what it expects the database to be at)."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 (only needed here)
+
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head() or ""
 
 
 def _utcnow() -> datetime:
@@ -41,10 +49,19 @@ class Database:
         self.sources = Sources(self.units)
         self.outbox = Outbox(self.units)
         self.listings = Listings(self.units)
+        self.leases = Leases(self.units)
 
     def migrate(self) -> None:
         """Apply pending Alembic migrations."""
         migrate(self.engine)
+
+    def schema_version(self) -> str | None:
+        """The migration the database is at (None: not migrated)."""
+        with self.units.read("read schema version") as conn:
+            try:
+                return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            except Exception:
+                return None
 
     def close(self) -> None:
         self.engine.dispose()

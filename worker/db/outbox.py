@@ -4,12 +4,12 @@ reload, a restart or a second worker neither resets nor multiplies it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, text, update
 
 from worker.db.articles import chunks
 from worker.db.uow import Units
@@ -43,6 +43,52 @@ class Outbox:
         with self.units.read("read due deliveries") as conn:
             return [DueDelivery(*r) for r in conn.execute(q)]
 
+    def claim(self, holder: str, lease: timedelta, *, channels: Sequence[str], limit: int,
+              rates: Mapping[str, tuple[int, timedelta]]) -> tuple[list[DueDelivery], int]:
+        """Claim due deliveries of *channels* that no live worker holds, oldest first, for
+        *holder* until *lease* from now. A channel in *rates* (N messages per period) gets no
+        more than N less those it sent within the period and those other workers are sending
+        now; its claims are taken in turns across workers, so the rate holds for the fleet.
+        Returns the claimed deliveries and how many due ones the rates held back."""
+        out: list[DueDelivery] = []
+        held = 0
+        with self.units.claim_unit("claim due deliveries") as uow:
+            now, conn = uow.now, uow.conn
+            free = or_(Delivery.lease_holder.is_(None), Delivery.lease_expires < now)
+            due = (Delivery.status == "pending", Delivery.next_attempt <= now, free)
+
+            def take(channel_filter: Any, n: int) -> list[DueDelivery]:
+                q = (select(*_COLUMNS).where(*due, channel_filter)
+                     .order_by(Delivery.next_attempt, Delivery.id).limit(n)
+                     .with_for_update(skip_locked=True))
+                return [DueDelivery(*r) for r in conn.execute(q)]
+
+            plain = [c for c in channels if c not in rates]
+            if plain:
+                out += take(Delivery.channel.in_(plain), limit)
+            for channel in (c for c in channels if c in rates):
+                count, window = rates[channel]
+                if uow.dialect == "postgresql":   # one rated claim of this channel at a time
+                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('raqib.rate'), "
+                                      "hashtext(:c))"), {"c": channel})
+                sent = conn.scalar(select(func.count()).where(
+                    Delivery.channel == channel, Delivery.status == "sent",
+                    Delivery.sent_at > now - window)) or 0
+                sending = conn.scalar(select(func.count()).where(
+                    Delivery.channel == channel, Delivery.status == "pending",
+                    Delivery.lease_holder.is_not(None), Delivery.lease_expires >= now)) or 0
+                allowed = max(0, count - int(sent) - int(sending))
+                waiting = conn.scalar(select(func.count()).where(
+                    *due, Delivery.channel == channel)) or 0
+                got = take(Delivery.channel == channel, min(limit, allowed)) if allowed else []
+                held += max(0, int(waiting) - len(got))
+                out += got
+            if out:
+                conn.execute(update(Delivery).where(Delivery.id.in_([d.id for d in out]))
+                             .values(lease_holder=holder, lease_expires=now + lease))
+        out.sort(key=lambda d: d.id)
+        return out, held
+
     def pending(self, channel: str, limit: int = 5000) -> list[DueDelivery]:
         """Every pending delivery of *channel*, whatever its time (a digest takes them all)."""
         q = (select(*_COLUMNS).where(Delivery.status == "pending", Delivery.channel == channel)
@@ -59,17 +105,35 @@ class Outbox:
             n, oldest = conn.execute(q).one()
         return int(n or 0), oldest
 
-    def delivered(self, delivery_id: int, now: datetime) -> None:
-        with self.units.unit(f"mark delivery {delivery_id} sent") as uow:
-            uow.conn.execute(update(Delivery).where(Delivery.id == delivery_id).values(
-                status="sent", sent_at=now, attempts=Delivery.attempts + 1, last_error=None))
+    def delivered(self, delivery_ids: int | Sequence[int], now: datetime) -> int:
+        """Mark deliveries sent (and release their leases). Only a pending row is marked, so a
+        delivery two workers both sent (one's lease ran out mid-send) is marked once; returns
+        how many were marked here."""
+        ids = [delivery_ids] if isinstance(delivery_ids, int) else list(delivery_ids)
+        marked = 0
+        with self.units.unit(f"mark {len(ids)} deliveries sent") as uow:
+            for part in chunks(ids):
+                marked += int(uow.conn.execute(
+                    update(Delivery).where(Delivery.id.in_(part), Delivery.status == "pending")
+                    .values(status="sent", sent_at=now, attempts=Delivery.attempts + 1,
+                            last_error=None, lease_holder=None, lease_expires=None))
+                    .rowcount or 0)
+        return marked
 
-    def failed(self, delivery_id: int, error: str, retry_at: datetime | None) -> None:
-        """Record a failed attempt: retried at *retry_at*, or dead when it is None."""
-        values: dict[str, Any] = {"attempts": Delivery.attempts + 1, "last_error": error}
+    def failed(self, delivery_id: int, error: str, retry_at: datetime | None,
+               holder: str | None = None) -> bool:
+        """Record a failed attempt: retried at *retry_at*, or dead when it is None. Not
+        recorded (False) when the delivery was meanwhile sent, or is another worker's now."""
+        values: dict[str, Any] = {"attempts": Delivery.attempts + 1, "last_error": error,
+                                  "lease_holder": None, "lease_expires": None}
         values |= {"next_attempt": retry_at} if retry_at is not None else {"status": "dead"}
         with self.units.unit(f"record failed delivery {delivery_id}") as uow:
-            uow.conn.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
+            mine = or_(Delivery.lease_holder.is_(None), Delivery.lease_expires < uow.now)
+            if holder is not None:
+                mine = or_(mine, Delivery.lease_holder == holder)
+            result = uow.conn.execute(update(Delivery).where(
+                Delivery.id == delivery_id, Delivery.status == "pending", mine).values(**values))
+            return bool(result.rowcount)
 
     def retry_alert(self, alert_id: str, now: datetime) -> int:
         """Make an alert's undelivered deliveries (dead or waiting) due now, with a fresh
@@ -78,7 +142,8 @@ class Outbox:
             result = uow.conn.execute(
                 update(Delivery)
                 .where(Delivery.alert_id == alert_id, Delivery.status != "sent")
-                .values(status="pending", next_attempt=now, created_at=now))
+                .values(status="pending", next_attempt=now, created_at=now,
+                        lease_holder=None, lease_expires=None))
             return int(result.rowcount or 0)
 
     def alert_exists(self, alert_id: str) -> bool:

@@ -78,6 +78,16 @@ class Units:
             yield UnitOfWork(conn, self.clock(), self.dialect)
 
     @contextmanager
+    def claim_unit(self, what: str) -> Iterator[UnitOfWork]:
+        """A write transaction for claiming leases. On PostgreSQL the claim's rows are taken
+        with ``FOR UPDATE SKIP LOCKED``; SQLite has no row locks, so the unit begins with
+        ``BEGIN IMMEDIATE`` and claims are taken in turns."""
+        with wrapped(what), self.engine.begin() as conn:
+            if self.dialect == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield UnitOfWork(conn, self.clock(), self.dialect)
+
+    @contextmanager
     def ingest_unit(self, what: str) -> Iterator[UnitOfWork]:
         """The ingest critical section (see the module's docstring)."""
         asked = time.perf_counter()
