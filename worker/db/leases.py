@@ -229,16 +229,18 @@ class Leases:
                     for r in rows]
 
 
-def differences(me: WorkerInfo, others: Sequence[WorkerInfo], *,
+def differences(me: WorkerInfo, running: Sequence[WorkerInfo], *,
                 database_schema: str | None) -> list[str]:
-    """What *me* runs that differs from the other running workers (the most common value
-    among them): ``rules``, ``config``, ``schema`` (also when it is not the database's)."""
+    """What *me* runs that most of the *running* workers (itself included) do not: ``rules``,
+    ``config``, ``schema`` (also when it is not the database's). Two workers that disagree
+    both differ."""
+    fleet = [w for w in running if w.id != me.id] + [me]
     out = []
     for what, key in (("rules", "rules_digest"), ("config", "config_digest"),
                       ("schema", "schema_version")):
-        values = [getattr(o, key) for o in others if o.id != me.id]
         mine = getattr(me, key)
-        against_others = bool(values) and mine != max(set(values), key=values.count)
+        same = sum(1 for w in fleet if getattr(w, key) == mine)
+        against_others = len(fleet) > 1 and same * 2 <= len(fleet)
         against_db = what == "schema" and database_schema is not None \
             and mine != database_schema
         if against_others or against_db:

@@ -80,7 +80,8 @@ class Outbox:
                 allowed = max(0, count - int(sent) - int(sending))
                 waiting = conn.scalar(select(func.count()).where(
                     *due, Delivery.channel == channel)) or 0
-                got = take(Delivery.channel == channel, min(limit, allowed)) if allowed else []
+                room = min(limit - len(out), allowed)
+                got = take(Delivery.channel == channel, room) if room > 0 else []
                 held += max(0, int(waiting) - len(got))
                 out += got
             if out:
