@@ -218,3 +218,12 @@ def test_compose_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = config.load_config("deploy/raqib.compose.yaml",
                              env={"RAQIB_DATABASE": "postgresql+psycopg://raqib@postgres/raqib"})
     assert set(cfg.main.channels) == {"mailpit", "local-log"}
+    import yaml  # noqa: PLC0415
+
+    compose = yaml.safe_load((ROOT / "deploy/docker-compose.yml").read_text())
+    workers = {n: s for n, s in compose["services"].items() if n.startswith("raqib")}
+    assert len(workers) == 3                           # a fleet on one database
+    assert {s["environment"]["RAQIB_DATABASE"] for s in workers.values()} == {
+        "postgresql+psycopg://raqib:raqib@postgres:5432/raqib"}
+    assert {s["command"][-1] for s in workers.values()} == {"deploy/raqib.compose.yaml"}
+    assert len({s["ports"][0] for s in workers.values()}) == 3   # each its own /healthz
