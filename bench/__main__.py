@@ -1,14 +1,15 @@
 """Run every benchmark: ``python -m bench [matching ...]``; options after the names go to the
 benchmarks that take them (``python -m bench ingest --repeat 1``). Each benchmark is imported
-only when it runs: ``ingest`` drives raqib's command line and imports nothing of ``worker``."""
+only when it runs: ``ingest`` and ``workers`` drive raqib's command line and import nothing of
+``worker``."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-BENCHES = ("matching", "polling", "stories", "ingest")
-WITH_OPTIONS = {"ingest"}
+BENCHES = ("matching", "polling", "stories", "ingest", "workers")
+WITH_OPTIONS = {"ingest", "workers"}
 
 
 def main(argv: list[str]) -> int:
