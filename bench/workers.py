@@ -403,6 +403,14 @@ def warnings_of(runs: list[Run], corpus: Corpus) -> list[str]:
         if r.leases_left:
             out.append(f"{where}: {r.leases_left} source leases still held after SIGTERM")
         out.extend(f"{where}: log {p}" for p in r.log_problems)
+    # The PostgreSQL server's CPU is in "other CPU s" too, so the load as each run starts
+    # (this benchmark runs nothing between runs but the database's upgrade) tells other work.
+    loaded = [r for r in runs if r.load_before is not None and r.load_before > 1.5]
+    if loaded:
+        worst = max(r.load_before or 0.0 for r in loaded)
+        out.append(f"other load on the machine: the 1-minute load average was over 1.5 before "
+                   f"{len(loaded)} of {sum(r.row != 'feedparser' for r in runs)} runs (up to "
+                   f"{worst:.1f}); wall times are noisy, the feedparser row shows by how much")
     return out
 
 
