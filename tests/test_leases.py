@@ -58,8 +58,8 @@ def test_due_sources_go_to_one_worker_and_a_dead_ones_come_back(db_url: str,
     assert len(a) == 4 and len(b) == 2 and not set(a) & set(b)
     assert db.sources.claim_due("C", LEASE, every, limit=10) == []   # all held
     assert db.sources.claim_due("C", LEASE, every, limit=10, force=True) == []
-    # The claim moved each source's next poll one interval on.
-    assert {s.next_poll for s in db.sources.all()} == {clock() + MINUTE}
+    # The claim moved each source's next poll one interval and one lease on.
+    assert {s.next_poll for s in db.sources.all()} == {clock() + MINUTE + LEASE}
     # B finishes its polls; A is killed. Nobody may take A's before its lease ends …
     for s in db.sources.all():
         if s.name in b:
@@ -73,7 +73,9 @@ def test_due_sources_go_to_one_worker_and_a_dead_ones_come_back(db_url: str,
     clock.advance(seconds=2)
     assert db.sources.claim_due("C", LEASE, every, limit=10) == []
     clock.advance(seconds=30)
-    assert sorted(db.sources.claim_due("C", LEASE, every, limit=10)) == sorted(a + b)
+    assert sorted(db.sources.claim_due("C", LEASE, every, limit=10)) == sorted(b)
+    clock.advance(seconds=30)
+    assert sorted(db.sources.claim_due("C", LEASE, every, limit=10)) == sorted(a)
     # A comes back from the dead: its record is refused, C's poll is the one that counts.
     s0 = next(s for s in db.sources.all() if s.name == a[0])
     assert not db.sources.record_poll(s0.id, now=clock(), error="late", next_poll=None,
@@ -191,6 +193,7 @@ def test_heartbeats_renew_leases_and_a_silent_worker_is_gone(db_url: str, clock:
     assert me.sources == ["s0"] and me.state(clock(), LEASE) == "running"
     clock.advance(seconds=31)
     assert db.leases.workers()[0].state(clock(), LEASE) == "gone"
+    clock.advance(seconds=15)   # the claim's interval and lease are over
     assert db.sources.claim_due("B", LEASE, every, limit=2) == ["s0"]
     fleet.stop()
     assert db.leases.workers()[0].state(clock(), LEASE) == "stopped"

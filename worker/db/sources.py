@@ -60,9 +60,10 @@ class Sources:
                   limit: int, force: bool = False) -> list[str]:
         """Claim up to *limit* of the sources named in *intervals* whose poll is due (all of
         them with *force*) and that no live worker holds, for *holder*, until *lease* from now.
-        Each claimed source's next poll moves one interval on at once, so a worker killed
-        mid-poll leaves it due no sooner than a poll that finished would have. Returns the
-        names claimed, the most overdue first."""
+        Each claimed source's next poll moves one interval and one lease on at once, so a
+        worker killed mid-poll (whose request may have waited up to a lease for its host)
+        leaves it due no sooner than one interval after that request. Returns the names
+        claimed, the most overdue first."""
         if not intervals or limit <= 0:
             return []
         with self.units.claim_unit("claim due sources") as uow:
@@ -80,7 +81,8 @@ class Sources:
                     update(Source).where(Source.id == bindparam("sid")).values(
                         lease_holder=holder, lease_expires=now + lease,
                         next_poll=bindparam("nxt")).execution_options(synchronize_session=False),
-                    [{"sid": sid, "nxt": now + intervals[name]} for sid, name in rows])
+                    [{"sid": sid, "nxt": now + intervals[name] + lease}
+                     for sid, name in rows])
             return [name for _sid, name in rows]
 
     def next_due(self, names: Sequence[str]) -> datetime | None:
