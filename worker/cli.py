@@ -82,6 +82,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     try:
         report = app.pipeline.run_once()
     finally:
+        app.pipeline.fleet.stop()   # marks the pass stopped, when it registered (quiet rules)
         app.close()
     print(f"new {report.new}, updated {report.updates}, duplicates {report.duplicates}, "
           f"alerts {report.alerts}, "
@@ -276,19 +277,42 @@ def cmd_alerts(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_INVALID
 
+    main = _main_config(args)
+
     def fetch(store: Database) -> list[dict[str, Any]]:
+        store.listings.tags = main.source_tags()
         payloads = store.listings.alert_payloads(since=args.since)
         if args.json:
             return payloads
         states = store.outbox.of_alerts([p["id"] for p in payloads])
         return [{"created": p["created_at"], "severity": p["rule"]["severity"],
-                 "rule": p["rule"]["id"], "title": p["article"]["title"], "id": p["id"],
-                 "deliveries": ", ".join(f"{d.channel}:{d.status}" for d in states[p["id"]])}
+                 "rule": p["rule"]["id"], "kind": p["kind"], "title": alert_line(p),
+                 "id": p["id"],
+                 "deliveries": f"silenced by {p['silenced_by']}" if p["silenced_by"] else
+                 ", ".join(f"{d.channel}:{d.status}" for d in states[p["id"]])}
                 for p in payloads]
 
     return _listing(args, fetch, [("created", "CREATED", 20), ("severity", "SEVERITY", 8),
-                                  ("rule", "RULE", 28), ("title", "TITLE", 60),
-                                  ("deliveries", "DELIVERIES", 40), ("id", "ID", 26)])
+                                  ("rule", "RULE", 28), ("kind", "KIND", 10),
+                                  ("title", "TITLE", 60), ("deliveries", "DELIVERIES", 40),
+                                  ("id", "ID", 26)], main)
+
+
+def alert_line(p: dict[str, Any]) -> str:
+    """One line about an alert payload for a listing: its article's title, with what its
+    kind adds (a spike's count, what is new, a quiet source)."""
+    if p["kind"] == "quiet":
+        source, spell = p["source"]["name"], p.get("quiet") or {}
+        if p.get("resolved"):
+            return f"{source}: news again at {spell.get('resolved_at')} (RESOLVED)"
+        return f"{source}: no new article since {spell.get('since')}"
+    title = str(p["article"]["title"] or p["article"]["url"] or "")
+    if p["kind"] == "spike":
+        return f"[{p['count']} stories, baseline {p['baseline']}] {title}"
+    if p["kind"] == "first_seen":
+        new = ", ".join(n["label"] for n in p["first_seen"]["new"]) or "first story"
+        return f"[new: {new}] {title}"
+    return title
 
 
 def _retry_alert(args: argparse.Namespace) -> int:
@@ -306,6 +330,12 @@ def _retry_alert(args: argparse.Namespace) -> int:
     print(f"alert {args.alert_id}: {count} delivery(ies) due now; the daemon (or the next "
           "`raqib once`) sends them")
     return EXIT_OK
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    from worker import silences_cli  # noqa: PLC0415 (only this command needs it)
+
+    return silences_cli.run(args, _main_config(args), _reading, _table)
 
 
 def cmd_test_channel(args: argparse.Namespace) -> int:
@@ -395,6 +425,20 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("action", nargs="?", choices=["retry"],
                            help="retry ID: send an alert's undelivered deliveries again")
             p.add_argument("alert_id", nargs="?", metavar="ID")
+    si = add("silence", cmd_silence, "mute alerts for a while: add, list, expire")
+    si.add_argument("action", choices=["add", "list", "expire"])
+    si.add_argument("silence_id", nargs="?", metavar="ID", help="expire: the silence's id")
+    si.add_argument("--rule", metavar="ID", help="add: alerts of this rule")
+    si.add_argument("--source", metavar="NAME", help="add: of this source (or tag:NAME)")
+    si.add_argument("--match", metavar="TERM",
+                    help="add: about an article holding this term (any term form, @entity too)")
+    si.add_argument("--for", dest="duration", metavar="DURATION", help="add: 2h, 12h, 3d …")
+    si.add_argument("--until", metavar="TIME", help="add: until an ISO time (UTC unless given)")
+    si.add_argument("--start", metavar="TIME", help="add: from an ISO time (default now)")
+    si.add_argument("--comment", default="", help="add: why")
+    si.add_argument("--by", default=None, help="add: who (default $USER)")
+    si.add_argument("--all", action="store_true", help="list: expired silences too")
+    si.add_argument("--json", action="store_true")
     tc = add("test-channel", cmd_test_channel, "send a sample alert through one channel")
     tc.add_argument("name", metavar="NAME")
     db = sub.add_parser("db", parents=[common], help="database maintenance")

@@ -16,9 +16,9 @@ import gc
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, model_validator
@@ -238,6 +238,13 @@ class Config:
     ruleset: RuleSet
     rule_files: list[str]
     warnings: list[Problem]
+    # The entities of the rule files, as loaded (for terms compiled later: silences).
+    entities: dict[str, Any] = field(default_factory=dict)
+
+    def entity_label(self, eid: str) -> str:
+        """An entity's label, or its id when it has none."""
+        found = self.entities.get(eid)
+        return (found[0].label or eid) if found else eid
 
     def notify_of(self, rule: Rule) -> list[str]:
         return rule.notify if rule.notify is not None else self.main.defaults.notify
@@ -299,12 +306,15 @@ def _warnings(loaded: LoadedRules, source_names: set[str] | None) -> list[Proble
     """What is valid but will not do what its writer may expect."""
     warnings: list[Problem] = []
     for rule, rdoc, where in loaded.rules:
-        for name in rule.sources or []:
+        loc, names = (*where, "sources"), rule.sources or []
+        if rule.quiet is not None:
+            loc, names = (*where, "quiet", "sources"), rule.quiet.sources or []
+        for name in names:
             if source_names is not None and not name.startswith("tag:") \
                     and name not in source_names:
                 # A warning: rules may name sources of another deployment or removed ones.
-                warnings.append(rdoc.problem((*where, "sources"),
-                                             f"warning: no configured source is named {name!r}"))
+                warnings.append(rdoc.problem(loc, f"warning: no configured source is named "
+                                                  f"{name!r}"))
     return warnings
 
 
@@ -330,7 +340,7 @@ def _load_config(path: str, env: Mapping[str, str] | None,
     problems.extend(found)
     if problems or main is None:
         raise ConfigError(problems)
-    return Config(path, main, ruleset, loaded.files, warnings)
+    return Config(path, main, ruleset, loaded.files, warnings, dict(loaded.entities))
 
 
 __all__ = [

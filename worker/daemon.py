@@ -6,7 +6,8 @@ sources whose poll is due, as many as there are free fetch threads, and polls ea
 thread, so a slow source never holds up the others; *delivery* (every few seconds, and at once
 when alerts are raised) claims due deliveries and sends them; *tasks* (every few seconds) runs
 each recurring task whose round has come and that no other worker runs — every digest at its
-hour, throttled alerts held past their window (every minute), retention and the register's
+hour, throttled alerts held past their window (every minute), quiet sources (every minute, or
+a tenth of the shortest quiet window), retention and the register's
 clean-up (hourly) and SQLite's vacuum (daily); *heartbeat* renews every lease this worker holds.
 Each job is coalesced and runs one instance at a time. What is due lives in the database
 (``next_poll``, the tasks' last rounds), so a restart, a reload or another worker carries on
@@ -63,6 +64,7 @@ DELIVERY_INTERVAL = timedelta(seconds=5)
 TASKS_INTERVAL = timedelta(seconds=5)
 HOUSEKEEPING_EVERY = timedelta(hours=1)
 HELD_EVERY = timedelta(minutes=1)
+QUIET_EVERY = timedelta(minutes=1)   # at most; shorter for quiet windows under 10 minutes
 VACUUM_EVERY = timedelta(days=1)
 FORGET_WORKERS_AFTER = timedelta(days=7)
 CATCH_UP = timedelta(minutes=10)   # a new rule also runs over articles this recent
@@ -245,6 +247,10 @@ class Daemon:
             ("held", every(HELD_EVERY), self._flush_held),
             ("housekeeping", every(HOUSEKEEPING_EVERY), self._housekeeping),
         ]
+        quiet = [r.quiet.within for r in self.pipeline.cfg.ruleset.quiet if r.quiet is not None]
+        if quiet:   # often enough to alert within a tenth of the shortest quiet window
+            out.append(("quiet", every(max(TASKS_INTERVAL, min(QUIET_EVERY, min(quiet) / 10))),
+                        self._check_quiet))
         if self.pipeline.db.dialect == "sqlite":
             out.append(("vacuum", every(VACUUM_EVERY), self.pipeline.db.vacuum))
         for name, trigger in self.digest_triggers.items():
@@ -267,6 +273,11 @@ class Daemon:
     def _flush_held(self) -> None:
         """Throttled rules whose window passed with alerts held back alert now."""
         if self.pipeline.flush_held():
+            self._modify("delivery", self.pipeline.clock())
+
+    def _check_quiet(self) -> None:
+        """Quiet rules: sources quiet for their window, and those with news again."""
+        if self.pipeline.check_quiet():
             self._modify("delivery", self.pipeline.clock())
 
     def _housekeeping(self) -> None:

@@ -92,9 +92,30 @@ class KnownKey:
 
 
 @dataclass(frozen=True, slots=True)
+class SpikeSpec:
+    """``spike:``: at least ``min_count`` stories in ``within`` and ``factor`` times the mean
+    per ``within`` over the ``baseline`` before."""
+
+    within: timedelta
+    baseline: timedelta
+    factor: float
+    min_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class FirstSeenSpec:
+    """``first_seen:``: new when the rule (``by: rule``), an entity or a term matched no story
+    in the preceding ``within``."""
+
+    by: str
+    within: timedelta
+
+
+@dataclass(frozen=True, slots=True)
 class AlertSpec:
     """What alerting needs of one rule: id, title, severity, channels, and its stateful parts
-    (``when``: count, within, distinct_sources; ``throttle``)."""
+    (``when``: count, within, distinct_sources; ``spike``; ``first_seen``; ``quiet``: its
+    within; ``throttle``). ``labels`` names entities for alerts that show them."""
 
     rule_id: str
     rule_title: str
@@ -102,6 +123,26 @@ class AlertSpec:
     channels: tuple[str, ...]
     when: tuple[int, timedelta, bool] | None = None
     throttle: timedelta | None = None
+    spike: SpikeSpec | None = None
+    first_seen: FirstSeenSpec | None = None
+    quiet: timedelta | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """``match``, ``window``, ``spike``, ``first_seen`` or ``quiet``."""
+        if self.when is not None:
+            return "window"
+        if self.spike is not None:
+            return "spike"
+        if self.first_seen is not None:
+            return "first_seen"
+        return "quiet" if self.quiet is not None else "match"
+
+    @property
+    def counts_hits(self) -> bool:
+        """Whether the rule's decisions count its earlier hits (windows and spikes)."""
+        return self.when is not None or self.spike is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +158,9 @@ class Candidate:
     url: str | None
     at: datetime
     explanations: tuple[Explanation, ...] = ()
+    # What a first_seen rule looks for as new: the entity ids or terms of the match (by
+    # entity, by term), or the rule itself ("" for by: rule).
+    keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,17 +190,64 @@ class HeldRecord:
 
 @dataclass(frozen=True, slots=True)
 class AlertRecord:
-    """An alert to write: with its matches and one outbox row per channel."""
+    """An alert to write: with its matches and one outbox row per channel (none when a
+    silence holds it: ``silenced_by``). A ``quiet`` alert is about a source (``source_id``)
+    and has no story or article."""
 
     id: str
     rule_id: str
     rule_title: str
     severity: str
-    story_id: int
-    article_id: int
+    story_id: int | None
+    article_id: int | None
     created_at: datetime
     channels: tuple[str, ...]
     explanations: tuple[Explanation, ...] = ()
     detail: dict[str, Any] | None = None
     title: str = ""
     url: str | None = None
+    kind: str = "match"
+    silenced_by: str | None = None
+    source_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class News:
+    """An article a source stored: when, and what (for a quiet spell's resolved notice)."""
+
+    at: datetime
+    article_id: int
+    title: str
+    url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QuietState:
+    """Where a quiet rule's watch of one source stands: its last news seen (or when the
+    watch began), and the quiet spell open since then, if any (``quiet_at``: when it became
+    quiet; ``alert_id``: the alert raised for it)."""
+
+    rule_id: str
+    source_id: int
+    since: datetime
+    quiet_at: datetime | None = None
+    alert_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Mutes alerts from ``starts_at`` to ``ends_at``: those of ``rule_id``, of ``source`` (a
+    name or ``tag:NAME``), about an article holding ``term``; every one given must hold."""
+
+    id: str
+    starts_at: datetime
+    ends_at: datetime
+    rule_id: str | None = None
+    source: str | None = None
+    term: str | None = None
+    created_by: str = ""
+    comment: str = ""
+    created_at: datetime | None = None
+
+    def active(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at

@@ -13,20 +13,44 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import NamedTuple, Protocol
+
+from sqlalchemy import Connection
 
 from worker import dedupe, stories
-from worker.alerts.raising import Outcome, raise_alerts
+from worker.alerts.raising import Outcome, Silencer, raise_alerts
+from worker.alerts.raising import check_quiet as raise_check_quiet
 from worker.db import Database, articles, story_index
 from worker.db.ledger import SqlLedger
+from worker.db.quiet import SqlQuietFacts, running_spans
 from worker.db.sources import SeedFileUpdate, record_seed_files
 from worker.db.uow import UnitOfWork
 from worker.dedupe import Kind, Prepared, Verdict
 from worker.domain import AlertRecord, AlertSpec, Article, Candidate, Explanation, KnownKey
 
-RuleHit = tuple[AlertSpec, tuple[Explanation, ...]]
+
+class RuleHit(NamedTuple):
+    """A rule an article matched: its alert spec, why, and what a first_seen rule looks for
+    as new in it (see ``Candidate.keys``)."""
+
+    spec: AlertSpec
+    explanations: tuple[Explanation, ...]
+    keys: tuple[str, ...] = ()
+
+
 # Detects each fresh article's language (setting it) and returns the rules each matches.
 Decide = Callable[[list[Article]], list[list[RuleHit]]]
+# The silencer of a unit of work on a connection at a time, with that unit's articles by id.
+SilencerFor = Callable[[Connection, datetime, Mapping[int, Article]], Silencer | None]
+
+
+def _candidates(hits: Sequence[tuple[AlertSpec, tuple[Explanation, ...]] | RuleHit], *,
+                article_id: int, story_id: int, source_id: int, title: str, url: str | None,
+                at: datetime) -> list[Candidate]:
+    return [Candidate(h[0], article_id, story_id, source_id, title, url, at, h[1],
+                      h[2] if len(h) > 2 else ())
+            for h in hits]
 
 
 @dataclass(slots=True)
@@ -79,8 +103,9 @@ def _verdicts(batch: Sequence[Prepared], known: Mapping[str, KnownKey],
 class Ingestor:
     """Stores batches of one source at a time; safe to call from many threads."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, silencer_for: SilencerFor | None = None) -> None:
         self.db = db
+        self.silencer_for = silencer_for
 
     def fresh(self, source_id: int, batch: list[Prepared]) -> list[Prepared]:
         """The items of *batch* the source does not have yet, new or updated (a read-only
@@ -150,6 +175,7 @@ class Ingestor:
         keys: list[tuple[str, int, int]] = []
         bands: list[tuple[int, int, int]] = []
         candidates: list[Candidate] = []
+        stored: dict[int, Article] = {}
         used: set[int] = set()
         for (p, v), sid in zip(items, story_of, strict=True):
             aid = inserted.get(p.content_hash)
@@ -163,16 +189,21 @@ class Ingestor:
                 result.new += 1
             keys += [(k, aid, sid) for k in p.keys.all()]
             bands += [(b, sid, aid) for b in p.signature.bands()]
-            candidates += [Candidate(spec, aid, sid, source_id, p.article.title, p.url, now,
-                                     explanations)
-                           for spec, explanations in matched.get(id(p), ())]
+            found = matched.get(id(p), ())
+            if found:
+                stored[aid] = p.article
+                candidates += _candidates(found, article_id=aid, story_id=sid,
+                                          source_id=source_id, title=p.article.title,
+                                          url=p.url, at=now)
         articles.write_keys(conn, uow.dialect, source_id, keys, now)
         story_index.add(conn, uow.dialect, bands, now)
         lost = sorted(set(real) - used)
         if lost:
             articles.delete_stories(conn, lost)
         result.stories = len(set(real) & used)
-        result.outcomes = raise_alerts(candidates, SqlLedger(uow))
+        silencer = self.silencer_for(conn, now, stored) \
+            if self.silencer_for is not None and candidates else None
+        result.outcomes = raise_alerts(candidates, SqlLedger(uow), silencer=silencer)
         result.alerts = [o.alert for o in result.outcomes if o.alert is not None]
 
     def _place(self, uow: UnitOfWork,
@@ -224,24 +255,49 @@ def catch_up_candidates(stored: Sequence[tuple[articles.StoredArticle, list[Rule
                         ) -> list[Candidate]:
     """Candidates for stored articles that rules added by a reload match (at the time each
     was stored)."""
-    return [Candidate(spec, a.id, a.story_id, a.source_id, a.title, a.url, a.fetched_at, ex)
-            for a, hits in stored if a.story_id is not None for spec, ex in hits]
+    return [c for a, hits in stored if a.story_id is not None
+            for c in _candidates(hits, article_id=a.id, story_id=a.story_id,
+                                 source_id=a.source_id, title=a.title, url=a.url,
+                                 at=a.fetched_at)]
 
 
-def raise_for_stored(db: Database, candidates: list[Candidate]) -> list[Outcome]:
+def raise_for_stored(db: Database, candidates: list[Candidate],
+                     silencer_for: SilencerFor | None = None) -> list[Outcome]:
     """Decide *candidates* (stored articles) in the ingest unit of work."""
     with db.units.ingest_unit("raise alerts for stored articles") as uow:
-        return raise_alerts(candidates, SqlLedger(uow))
+        silencer = silencer_for(uow.conn, uow.now, {}) if silencer_for and candidates else None
+        return raise_alerts(candidates, SqlLedger(uow), silencer=silencer)
 
 
-def flush_held(db: Database, specs: Mapping[str, AlertSpec]) -> list[Outcome]:
+def flush_held(db: Database, specs: Mapping[str, AlertSpec],
+               silencer_for: SilencerFor | None = None) -> list[Outcome]:
     """Throttles whose window has passed: their held stories flushed (see
     ``worker.alerts.raising.flush_held``)."""
     from worker.alerts.raising import flush_held as flush  # noqa: PLC0415
 
     with db.units.ingest_unit("flush held alerts") as uow:
-        return flush(specs, SqlLedger(uow), uow.now)
+        silencer = silencer_for(uow.conn, uow.now, {}) if silencer_for else None
+        return flush(specs, SqlLedger(uow), uow.now, silencer=silencer)
 
 
-__all__ = ["Decide", "Ingest", "IngestResult", "Ingestor", "RuleHit", "catch_up_candidates",
-           "flush_held", "raise_for_stored"]
+def check_quiet(db: Database, specs: Sequence[tuple[AlertSpec, Sequence[int]]],
+                lease: timedelta, silencer_for: SilencerFor | None = None) -> list[Outcome]:
+    """Quiet rules (each with the ids of the sources it watches) up to now, in the ingest
+    unit of work, over the running spans of the fleet (see
+    ``worker.alerts.raising.check_quiet``)."""
+    out: list[Outcome] = []
+    with db.units.ingest_unit("check quiet sources") as uow:
+        facts = SqlQuietFacts(uow.conn)
+        began = {sid: created for sid, (_, created) in facts.sources().items()}
+        spans = running_spans(uow.conn, uow.now, lease)
+        silencer = silencer_for(uow.conn, uow.now, {}) if silencer_for else None
+        ledger = SqlLedger(uow)
+        for spec, source_ids in specs:
+            out += raise_check_quiet(spec, {s: began[s] for s in source_ids if s in began},
+                                     facts, spans=spans, ledger=ledger, now=uow.now,
+                                     silencer=silencer)
+    return out
+
+
+__all__ = ["Decide", "Ingest", "IngestResult", "Ingestor", "RuleHit", "SilencerFor",
+           "catch_up_candidates", "check_quiet", "flush_held", "raise_for_stored"]

@@ -31,23 +31,35 @@ def sample() -> dict[str, Any]:
 
 
 def build_payload(*, alert_id: str, created_at: datetime, rule_id: str, rule_title: str,
-                  severity: str, article_id: int, url: str | None, title: str, source: str,
-                  published: datetime | None, language: str | None, story_id: int,
-                  story_sources: int, matches: list[dict[str, str]],
-                  detail: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The payload; *detail* adds ``window`` (a `when:` rule's count, and ``kind: window``) or
-    ``held`` (what a throttle held back: count and titles). Window alerts also carry the
-    window's ``count`` at the top level, as interfaces.md has it."""
-    return {
+                  severity: str, article_id: int | None, url: str | None, title: str,
+                  source: str, published: datetime | None, language: str | None,
+                  story_id: int | None, story_sources: int, matches: list[dict[str, str]],
+                  detail: dict[str, Any] | None = None, kind: str | None = None,
+                  silenced_by: str | None = None,
+                  source_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The payload. *kind* is ``match``, ``window``, ``spike``, ``first_seen`` or ``quiet``
+    (guessed from *detail* for rows stored before kinds were); *detail* adds what the kind
+    carries (``window``, ``spike`` with top-level ``count`` and ``baseline``, ``first_seen``,
+    ``quiet`` with ``resolved``) and ``held`` (what a throttle held back). A quiet alert has
+    ``source`` (*source_info*) in place of ``article`` and ``story``."""
+    if kind is None:
+        kind = "window" if detail and "window" in detail else "match"
+    head: dict[str, Any] = {
         "schema": SCHEMA,
         "id": alert_id,
         "created_at": iso(created_at),
         "rule": {"id": rule_id, "title": rule_title, "severity": severity},
-        "article": {"id": article_id, "url": url, "title": title, "source": source,
-                    "published": iso(published), "language": language},
-        "story": {"id": str(story_id), "sources": story_sources},
-        "kind": "window" if detail and "window" in detail else "match",
-        "silenced_by": None,
+    }
+    if kind == "quiet":
+        head["source"] = source_info or {"name": source}
+    else:
+        head["article"] = {"id": article_id, "url": url, "title": title, "source": source,
+                           "published": iso(published), "language": language}
+        head["story"] = {"id": str(story_id), "sources": story_sources}
+    return {
+        **head,
+        "kind": kind,
+        "silenced_by": silenced_by,
         "matches": matches,
         **(detail or {}),
         **({"count": detail["window"]["count"]} if detail and "window" in detail else {}),

@@ -26,7 +26,7 @@ from worker.alerts.channels import build_channels
 from worker.alerts.deliver import Deliverer, DeliveryReport
 from worker.db import Database
 from worker.dedupe import Prepared
-from worker.domain import AlertRecord, AlertSpec, Article
+from worker.domain import AlertRecord, AlertSpec, Article, FirstSeenSpec, SpikeSpec
 from worker.errors import FetchError, ParseError, StorageError
 from worker.fetch import Fetcher
 from worker.fleet import Fleet
@@ -35,10 +35,14 @@ from worker.ingestor import (
     IngestResult,
     RuleHit,
     catch_up_candidates,
+    check_quiet,
     flush_held,
     raise_for_stored,
 )
 from worker.metrics import Metrics
+from worker.rules import RuleMatch
+from worker.rules.compile import entities_of
+from worker.silencing import Silencing, source_matches
 
 log = structlog.get_logger("raqib.pipeline")
 BIG_DOCUMENT = 1_000_000   # bytes
@@ -83,7 +87,10 @@ class Pipeline:
         if clock is not None:   # one clock for the pipeline and the units of work it opens
             db.units.clock = clock
         self.clock = db.units.clock
-        self.ingestor = Ingestor(db)
+        # Read through self.cfg at each call: a reload replaces it.
+        self.silencing = Silencing(lambda: self.cfg.entities,
+                                   lambda: self.cfg.main.source_tags())  # noqa: PLW0108
+        self.ingestor = Ingestor(db, self.silencing.silencer)
         self.fetcher = fetcher or Fetcher(concurrency=cfg.main.fetch.concurrency,
                                           per_host=cfg.main.fetch.per_host)
         self.rand = rand
@@ -99,6 +106,7 @@ class Pipeline:
         self.http = httpx.Client(trust_env=True)   # the webhooks' client
         self.deliverer = self._deliverer(cfg)
         self.source_ids: dict[str, int] = {}
+        self._specs: tuple[config.Config, dict[str, tuple[config.Rule, AlertSpec]]] = (cfg, {})
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -148,11 +156,11 @@ class Pipeline:
                               body=stored.body, url=stored.url, guid=stored.guid,
                               published=stored.published, language=stored.language,
                               tags=names.get(stored.source, ()))
-            hits = [(self.spec(m.rule.rule), m.explanations)
-                    for m in self.cfg.ruleset.match(article, only=rule_ids)]
+            hits = [self.rule_hit(m) for m in self.cfg.ruleset.match(article, only=rule_ids)]
             if hits:
                 matched.append((stored, hits))
-        outcomes = raise_for_stored(self.db, catch_up_candidates(matched))
+        outcomes = raise_for_stored(self.db, catch_up_candidates(matched),
+                                    self.silencing.silencer)
         alerts = [o.alert for o in outcomes if o.alert is not None]
         self._log_alerts(alerts, catch_up=True)
         return len(alerts)
@@ -160,10 +168,15 @@ class Pipeline:
     def _log_alerts(self, alerts: list[AlertRecord], **kw: object) -> None:
         for a in alerts:
             self.metrics.alerts.labels(a.rule_id, a.severity).inc()
-            log.info("alert raised", rule=a.rule_id, severity=a.severity, title=a.title,
-                     url=a.url, article_id=a.article_id, alert_id=a.id, **kw)
+            extra: dict[str, object] = {"silenced_by": a.silenced_by} if a.silenced_by else {}
+            if a.kind == "quiet":
+                extra["resolved"] = bool((a.detail or {}).get("resolved"))
+            log.info("alert raised", rule=a.rule_id, severity=a.severity, kind=a.kind,
+                     title=a.title, url=a.url, article_id=a.article_id, alert_id=a.id,
+                     **extra, **kw)
 
     def sync_sources(self) -> None:
+        self.db.listings.tags = self.cfg.main.source_tags()
         entries = [(s.name, redact.url(s.url), "feed") for s in self.cfg.main.sources]
         entries += [(config.seed_source_name(f), Path(f).resolve().as_uri(), "seed")
                     for f in self.cfg.main.seeds]
@@ -176,24 +189,59 @@ class Pipeline:
         out = []
         for a in articles:
             a.language = language.detect(f"{a.title}\n{a.summary}\n{a.body}", a.feed_language)
-            out.append([(self.spec(m.rule.rule), m.explanations)
-                        for m in self.cfg.ruleset.match(a)])
+            out.append([self.rule_hit(m) for m in self.cfg.ruleset.match(a)])
         return out
 
+    def rule_hit(self, m: RuleMatch) -> RuleHit:
+        rule = m.rule.rule
+        return RuleHit(self.spec(rule), m.explanations, sighting_keys(rule, m.terms))
+
     def spec(self, rule: config.Rule) -> AlertSpec:
-        """What an alert of *rule* needs: its title, channels, window and throttle."""
-        when = (rule.when.count, rule.when.within, rule.when.distinct_sources) \
-            if rule.when is not None else None
-        return AlertSpec(rule.id, rule.display_title, rule.severity,
-                         tuple(self.cfg.notify_of(rule)), when, rule.throttle)
+        """What an alert of *rule* needs: its title, channels and stateful parts (made once
+        per rule and configuration)."""
+        cfg = self.cfg
+        cache = self._specs
+        if cache[0] is not cfg:
+            cache = self._specs = (cfg, {})
+        spec = cache[1].get(rule.id)
+        if spec is None or spec[0] is not rule:
+            spec = (rule, alert_spec(cfg, rule, tuple(cfg.notify_of(rule))))
+            cache[1][rule.id] = spec
+        return spec[1]
 
     def flush_held(self) -> int:
         """Alerts that throttles held back, once their window has passed without a new one."""
         specs = {cr.rule.id: self.spec(cr.rule) for cr in self.cfg.ruleset.rules
                  if cr.rule.throttle is not None}
-        outcomes = flush_held(self.db, specs) if specs else []
+        outcomes = flush_held(self.db, specs, self.silencing.silencer) if specs else []
         alerts = [o.alert for o in outcomes if o.alert is not None]
         self._log_alerts(alerts, held=True)
+        return len(alerts)
+
+    def quiet_sources(self, rule: config.Rule) -> list[int]:
+        """The ids of the sources a quiet rule watches (every feed when it names none)."""
+        assert rule.quiet is not None
+        tags = self.cfg.main.source_tags()
+        if rule.quiet.sources is None:
+            names = [s.name for s in self.cfg.main.sources]
+        else:
+            names = [n for n in self.source_ids
+                     if any(source_matches(sel, n, tags.get(n, ())) for sel in rule.quiet.sources)]
+        return sorted(self.source_ids[n] for n in names if n in self.source_ids)
+
+    def check_quiet(self) -> int:
+        """Quiet rules: an alert for each watched source that became quiet, a resolved notice
+        for each that brought news again. This worker beats first, so the time up to now
+        counts as running."""
+        rules = self.cfg.ruleset.quiet
+        if not rules:
+            return 0
+        self.fleet.beat()
+        specs = [(self.spec(r), self.quiet_sources(r)) for r in rules]
+        outcomes = check_quiet(self.db, specs, self.cfg.main.workers.lease,
+                               self.silencing.silencer)
+        alerts = [o.alert for o in outcomes if o.alert is not None]
+        self._log_alerts(alerts, quiet=True)
         return len(alerts)
 
     def _store(self, source: str, prepared: list[Prepared], **kw: object) -> IngestResult:
@@ -208,6 +256,11 @@ class Pipeline:
             log.info("ingested", source=source, new=result.new, updates=result.updates,
                      duplicates=result.duplicates, alerts=len(result.alerts))
         return result
+
+    def ingest(self, source: str, articles: list[Article]) -> IngestResult:
+        """Store parsed *articles* as the configured source *source* had fetched them (for
+        embedding raqib, tests and benchmarks): dedupe, stories, rules and alerts as a poll."""
+        return self._store(source, [dedupe.prepare(a) for a in articles])
 
     # -- units of work ------------------------------------------------------------------------
 
@@ -372,5 +425,34 @@ class Pipeline:
             report.duplicates += result.duplicates
             report.alerts += len(result.alerts)
         report.alerts += self.flush_held()
+        report.alerts += self.check_quiet()
         report.delivery = self.deliver(until_done=True)
         return report
+
+
+def alert_spec(cfg: config.Config, rule: config.Rule, channels: tuple[str, ...]) -> AlertSpec:
+    """What alerting needs of *rule* (live, catch-up and backtest alike)."""
+    when = (rule.when.count, rule.when.within, rule.when.distinct_sources) \
+        if rule.when is not None else None
+    spike = SpikeSpec(rule.spike.within, rule.spike.baseline, rule.spike.factor,
+                      rule.spike.min_count) if rule.spike is not None else None
+    first = FirstSeenSpec(rule.first_seen.by, rule.first_seen.within) \
+        if rule.first_seen is not None else None
+    labels: tuple[tuple[str, str], ...] = ()
+    if first is not None and first.by == "entity":
+        labels = tuple((eid, cfg.entity_label(eid)) for eid in sorted(entities_of(rule.match)))
+    return AlertSpec(rule.id, rule.display_title, rule.severity, channels, when, rule.throttle,
+                     spike, first, rule.quiet.within if rule.quiet is not None else None,
+                     labels)
+
+
+def sighting_keys(rule: config.Rule, terms: frozenset[str]) -> tuple[str, ...]:
+    """What a first_seen rule looks for as new in a match: its entities (ids), its terms (as
+    written), or the rule itself ("")."""
+    if rule.first_seen is None:
+        return ()
+    if rule.first_seen.by == "entity":
+        return tuple(sorted(t[1:] for t in terms if t.startswith("@")))
+    if rule.first_seen.by == "term":
+        return tuple(sorted(terms))
+    return ("",)

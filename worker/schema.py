@@ -122,6 +122,7 @@ class Article(Base):
         Index(None, "content_hash"),
         Index(None, "fetched_at"),
         Index(None, "story_id"),
+        Index(None, "source_id", "fetched_at"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
@@ -175,6 +176,9 @@ class StoryIndex(Base):
 
 
 class Alert(Base):
+    """An alert: on a story (unique per rule), or for a ``quiet`` source (no story). Held
+    back by a silence (``silenced_by``), it has no deliveries."""
+
     __tablename__ = "alerts"
     __table_args__ = (UniqueConstraint("rule_id", "story_id"), Index(None, "created_at"),
                       Index(None, "rule_id", "created_at"))
@@ -182,11 +186,14 @@ class Alert(Base):
     rule_id: Mapped[str] = mapped_column(String(200))
     rule_title: Mapped[str] = mapped_column(Text)
     severity: Mapped[str] = mapped_column(String(16))
-    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"))
-    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"))
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"))
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     detail: Mapped[str | None] = mapped_column(Text)   # JSON: a window's count, what a
-    #                                                    throttle held back
+    #                                                    throttle held back, a spike's …
+    kind: Mapped[str] = mapped_column(String(16), default="match")
+    silenced_by: Mapped[str | None] = mapped_column(String(26))
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id"))   # quiet alerts
 
 
 class RuleHit(Base):
@@ -203,11 +210,63 @@ class RuleHit(Base):
 
 
 class RuleState(Base):
-    """Per rule: when its window last fired."""
+    """Per rule: when its window last fired; whether a spike it alerted is still on."""
 
     __tablename__ = "rule_state"
     rule_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    spiking: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class Sighting(Base):
+    """A first_seen rule's memory: when it last matched a story with this key (an entity
+    id, a term as written, or "" for the rule itself)."""
+
+    __tablename__ = "sightings"
+    __table_args__ = (UniqueConstraint("rule_id", "key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(1000))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class QuietWatch(Base):
+    """A quiet rule's watch of one source: its last news seen (or when the watch began) and
+    the quiet spell open since then, with its alert."""
+
+    __tablename__ = "quiet_watch"
+    rule_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    quiet_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    alert_id: Mapped[str | None] = mapped_column(String(26))
+
+
+class SilenceRow(Base):
+    """A silence (rules.md, Silences): mutes the alerts it matches from start to end."""
+
+    __tablename__ = "silences"
+    __table_args__ = (Index(None, "ends_at"),)
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)       # a ULID
+    rule_id: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str | None] = mapped_column(String(210))   # a name or tag:NAME
+    term: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    comment: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Uptime(Base):
+    """When raqib was running, from the rows of workers forgotten by housekeeping (merged
+    spans): quiet rules count only running time."""
+
+    __tablename__ = "uptime"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class HeldAlert(Base):

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
-from worker.domain import AlertRecord, HeldRecord, HitRecord
+from worker.domain import AlertRecord, HeldRecord, HitRecord, QuietState
 
 
 class Ledger(Protocol):
@@ -62,9 +62,34 @@ class Ledger(Protocol):
         """Rules whose throttle holds something back."""
         ...
 
+    def count_stories(self, rule_id: str, after: datetime, until: datetime) -> int:
+        """How many stories have hits of the rule stored after *after*, up to *until*."""
+        ...
+
+    def spiking(self, rule_id: str) -> bool:
+        """Whether the rule fired for a spike that is not over."""
+        ...
+
+    def set_spiking(self, rule_id: str, spiking: bool) -> None: ...
+
+    def last_seen(self, rule_id: str, keys: Iterable[str]) -> dict[str, datetime]:
+        """When the rule last matched a story with each of *keys* (first_seen)."""
+        ...
+
+    def see(self, rule_id: str, keys: Iterable[str], at: datetime) -> None:
+        """Record that the rule matched a story with *keys* at *at*."""
+        ...
+
+    def quiet_state(self, rule_id: str, source_id: int) -> QuietState | None:
+        """Where a quiet rule's watch of a source stands: its last news and open spell."""
+        ...
+
+    def set_quiet_state(self, state: QuietState) -> None: ...
+
     def add_alert(self, alert: AlertRecord) -> bool:
-        """Write an alert with its matches and outbox rows; False when the (rule, story)
-        already has one (another worker was first): nothing is written then."""
+        """Write an alert with its matches and outbox rows (none when silenced); False when
+        the (rule, story) already has one (another worker was first): nothing is written
+        then."""
         ...
 
 
@@ -79,6 +104,9 @@ class MemoryLedger:
         self._fired: dict[str, datetime] = {}
         self._last_alert: dict[str, datetime] = {}
         self._held: dict[str, list[HeldRecord]] = defaultdict(list)
+        self._spiking: set[str] = set()
+        self._seen: dict[tuple[str, str], datetime] = {}
+        self._quiet: dict[tuple[str, int], QuietState] = {}
 
     def prime(self, pairs: Iterable[tuple[str, int]]) -> None:
         pass   # everything is in memory already
@@ -118,11 +146,37 @@ class MemoryLedger:
     def rules_holding(self) -> list[str]:
         return sorted(r for r, held in self._held.items() if held)
 
+    def count_stories(self, rule_id: str, after: datetime, until: datetime) -> int:
+        return len({h.story_id for h in self._hits[rule_id] if after < h.at <= until})
+
+    def spiking(self, rule_id: str) -> bool:
+        return rule_id in self._spiking
+
+    def set_spiking(self, rule_id: str, spiking: bool) -> None:
+        if spiking:
+            self._spiking.add(rule_id)
+        else:
+            self._spiking.discard(rule_id)
+
+    def last_seen(self, rule_id: str, keys: Iterable[str]) -> dict[str, datetime]:
+        return {k: self._seen[(rule_id, k)] for k in keys if (rule_id, k) in self._seen}
+
+    def see(self, rule_id: str, keys: Iterable[str], at: datetime) -> None:
+        for k in keys:
+            self._seen[(rule_id, k)] = max(at, self._seen.get((rule_id, k), at))
+
+    def quiet_state(self, rule_id: str, source_id: int) -> QuietState | None:
+        return self._quiet.get((rule_id, source_id))
+
+    def set_quiet_state(self, state: QuietState) -> None:
+        self._quiet[(state.rule_id, state.source_id)] = state
+
     def add_alert(self, alert: AlertRecord) -> bool:
-        key = (alert.rule_id, alert.story_id)
-        if key in self._alerted:
-            return False
-        self._alerted.add(key)
+        if alert.story_id is not None:
+            key = (alert.rule_id, alert.story_id)
+            if key in self._alerted:
+                return False
+            self._alerted.add(key)
         self._last_alert[alert.rule_id] = max(alert.created_at,
                                               self._last_alert.get(alert.rule_id,
                                                                    alert.created_at))

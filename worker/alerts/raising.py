@@ -8,18 +8,31 @@ the in-memory one, in the articles' stored order and time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Protocol
 
 from ulid import ULID
 
 from worker.alerts import policy
 from worker.alerts.ledger import Ledger
+from worker.alerts.payload import iso
 from worker.alerts.policy import Decision, Reason, Target
-from worker.domain import AlertRecord, AlertSpec, Candidate, HeldRecord, HitRecord
+from worker.domain import (
+    AlertRecord,
+    AlertSpec,
+    Candidate,
+    HeldRecord,
+    HitRecord,
+    News,
+    QuietState,
+)
 
 NewId = Callable[[datetime], str]
+# Which silence, if any, holds back an alert about to be written (its candidate, when it has
+# one): the silence's id, or None.
+Silencer = Callable[[AlertRecord, Candidate | None], str | None]
 
 
 def ulid_at(now: datetime) -> str:
@@ -47,7 +60,45 @@ def _alert(spec: AlertSpec, target: Target, decision: Decision, at: datetime, *,
                        severity=spec.severity, story_id=target.story_id,
                        article_id=target.article_id, created_at=at, channels=spec.channels,
                        explanations=explanations, detail=decision.detail, title=target.title,
-                       url=target.url)
+                       url=target.url, kind=spec.kind)
+
+
+def _silenced(record: AlertRecord, candidate: Candidate | None,
+              silencer: Silencer | None) -> AlertRecord:
+    found = silencer(record, candidate) if silencer is not None else None
+    return record if found is None else replace(record, silenced_by=found)
+
+
+def _spike(c: Candidate, ledger: Ledger, current: Target) -> Decision:
+    spec = c.spec.spike
+    assert spec is not None
+    rid = c.spec.rule_id
+    recent = c.at - spec.within
+    ledger.add_hit(HitRecord(rid, c.article_id, c.story_id, c.source_id, c.at, c.title, c.url))
+    now = policy.spike_level(spec, ledger.count_stories(rid, recent, c.at),
+                             ledger.count_stories(rid, recent - spec.baseline, recent))
+    was = ledger.spiking(rid)
+    hits: list[HitRecord] = []
+    alerted = ledger.alerted(rid, [c.story_id])
+    if now.above and not was and c.story_id in alerted:   # the alert goes to another story
+        hits = ledger.hits(rid, after=recent)
+        alerted = ledger.alerted(rid, {h.story_id for h in hits} | {c.story_id})
+    decision, spiking = policy.spike(spec, now, spiking=was, hits=hits, alerted=alerted,
+                                     current=current)
+    if spiking != was:
+        ledger.set_spiking(rid, spiking)
+    return decision
+
+
+def _first_seen(c: Candidate, ledger: Ledger, current: Target) -> Decision:
+    spec = c.spec.first_seen
+    assert spec is not None
+    rid = c.spec.rule_id
+    decision = policy.first_seen(spec, c.keys, ledger.last_seen(rid, c.keys), at=c.at,
+                                 story_alerted=bool(ledger.alerted(rid, [c.story_id])),
+                                 current=current, labels=dict(c.spec.labels))
+    ledger.see(rid, c.keys, c.at)
+    return decision
 
 
 def decide(c: Candidate, ledger: Ledger) -> Decision:
@@ -62,6 +113,10 @@ def decide(c: Candidate, ledger: Ledger) -> Decision:
         hits = ledger.hits(spec.rule_id, after=start)
         alerted = ledger.alerted(spec.rule_id, {h.story_id for h in hits} | {c.story_id})
         decision = policy.window(spec.when, hits, alerted, current)
+    elif spec.spike is not None:
+        decision = _spike(c, ledger, current)
+    elif spec.first_seen is not None:
+        decision = _first_seen(c, ledger, current)
     else:
         decision = policy.plain(bool(ledger.alerted(spec.rule_id, [c.story_id])), current)
     if not decision.fire or spec.throttle is None:
@@ -77,22 +132,24 @@ def decide(c: Candidate, ledger: Ledger) -> Decision:
 
 
 def raise_alerts(candidates: Iterable[Candidate], ledger: Ledger, *,
-                 new_id: NewId = ulid_at) -> list[Outcome]:
+                 new_id: NewId = ulid_at, silencer: Silencer | None = None) -> list[Outcome]:
     """Decide each candidate in order (each seeing what the ones before it did) and write the
-    alerts that fire. Returns every outcome, fired or not, with its reason."""
+    alerts that fire (held back from delivery when *silencer* names a silence). Returns
+    every outcome, fired or not, with its reason."""
     out: list[Outcome] = []
     candidates = list(candidates)
     ledger.prime({(c.spec.rule_id, c.story_id) for c in candidates})
     for c in candidates:
         if c.spec.throttle is not None:   # a window that has passed is flushed first
-            flushed = _flush_rule(c.spec, ledger, c.at, new_id)
+            flushed = _flush_rule(c.spec, ledger, c.at, new_id, silencer)
             if flushed is not None and flushed.decision.reason is not Reason.FLUSH_NOT_DUE:
                 out.append(flushed)
         decision = decide(c, ledger)
         alert = None
         if decision.fire:
             assert decision.target is not None
-            record = _alert(c.spec, decision.target, decision, c.at, candidate=c, new_id=new_id)
+            record = _silenced(_alert(c.spec, decision.target, decision, c.at, candidate=c,
+                                      new_id=new_id), c, silencer)
             if ledger.add_alert(record):
                 alert = record
                 if c.spec.when is not None:
@@ -103,8 +160,8 @@ def raise_alerts(candidates: Iterable[Candidate], ledger: Ledger, *,
     return out
 
 
-def _flush_rule(spec: AlertSpec, ledger: Ledger, now: datetime,
-                new_id: NewId) -> Outcome | None:
+def _flush_rule(spec: AlertSpec, ledger: Ledger, now: datetime, new_id: NewId,
+                silencer: Silencer | None) -> Outcome | None:
     """Flush one throttled rule's held stories if its window is over at *now*. The alert is
     dated when the window closed (the last alert + the throttle), whenever the flush runs,
     so live alerting and replay agree whatever the phase of the job that flushes."""
@@ -121,7 +178,8 @@ def _flush_rule(spec: AlertSpec, ledger: Ledger, now: datetime,
     elif decision.fire:
         assert decision.target is not None
         at = last + spec.throttle if last is not None else now
-        record = _alert(spec, decision.target, decision, at, candidate=None, new_id=new_id)
+        record = _silenced(_alert(spec, decision.target, decision, at, candidate=None,
+                                  new_id=new_id), None, silencer)
         if ledger.add_alert(record):
             alert = record
         ledger.release(spec.rule_id)
@@ -129,7 +187,7 @@ def _flush_rule(spec: AlertSpec, ledger: Ledger, now: datetime,
 
 
 def flush_held(specs: Mapping[str, AlertSpec], ledger: Ledger, now: datetime, *,
-               new_id: NewId = ulid_at) -> list[Outcome]:
+               new_id: NewId = ulid_at, silencer: Silencer | None = None) -> list[Outcome]:
     """Throttled rules whose window has passed with stories held back: one alert each, on
     the newest held story that has none yet, carrying the count and titles of all."""
     out: list[Outcome] = []
@@ -137,7 +195,7 @@ def flush_held(specs: Mapping[str, AlertSpec], ledger: Ledger, now: datetime, *,
         spec = specs.get(rule_id)
         if spec is None or spec.throttle is None:
             continue
-        outcome = _flush_rule(spec, ledger, now, new_id)
+        outcome = _flush_rule(spec, ledger, now, new_id, silencer)
         if outcome is not None:
             out.append(outcome)
     return out
@@ -152,3 +210,75 @@ def next_flush(specs: Mapping[str, AlertSpec], ledger: Ledger) -> datetime | Non
         if spec is not None and spec.throttle is not None and last is not None:
             due.append(last + spec.throttle)
     return min(due) if due else None
+
+
+# -- quiet sources --------------------------------------------------------------------------------
+
+
+class QuietFacts(Protocol):
+    """What deciding quiet spells needs to know of the sources (SQL live, stored articles in
+    ``backtest``)."""
+
+    def news(self, source_id: int, after: datetime, until: datetime) -> list[News]:
+        """The source's articles stored after *after*, up to *until*, oldest first."""
+        ...
+
+    def last_news(self, source_id: int, until: datetime) -> datetime | None:
+        """When the source last stored an article, up to *until*."""
+        ...
+
+    def failing(self, source_id: int, since: datetime) -> bool:
+        """Whether every poll of the source since *since* failed."""
+        ...
+
+
+def check_quiet(spec: AlertSpec, sources: Mapping[int, datetime], facts: QuietFacts, *,
+                spans: Sequence[policy.Span], ledger: Ledger, now: datetime,
+                new_id: NewId = ulid_at, silencer: Silencer | None = None) -> list[Outcome]:
+    """A quiet rule over its *sources* (id -> when watching it began) up to *now*: an alert
+    for each source that became quiet (dated when it did) and a resolved notice for each
+    quiet source that stored news again (dated at the news), over raqib's running *spans*."""
+    assert spec.quiet is not None
+    out: list[Outcome] = []
+    merged = policy.merge_spans(spans)
+    for sid, began in sorted(sources.items()):
+        state = ledger.quiet_state(spec.rule_id, sid)
+        if state is None:
+            state = QuietState(spec.rule_id, sid, facts.last_news(sid, now) or began)
+        news = facts.news(sid, state.since, now)
+        events, last, open_spell = policy.quiet(spec.quiet, merged, state.since,
+                                                open_spell=state.quiet_at is not None,
+                                                news=[n.at for n in news], now=now)
+        quiet_at, alert_id = state.quiet_at, state.alert_id
+        for event in events:
+            if not event.resolved:
+                quiet_at, alert_id = event.at, None
+                detail = {"quiet": {"since": iso(event.since),
+                                    "within_seconds": int(spec.quiet.total_seconds()),
+                                    "failing": facts.failing(sid, event.since)},
+                          "resolved": False}
+            else:
+                first = next(n for n in news if n.at == event.at)
+                detail = {"quiet": {"since": iso(event.since), "resolved_at": iso(event.at),
+                                    "within_seconds": int(spec.quiet.total_seconds()),
+                                    "article": {"id": first.article_id, "title": first.title,
+                                                "url": first.url}},
+                          "resolved": True, "resolves": alert_id}
+            record = _silenced(AlertRecord(
+                id=new_id(event.at), rule_id=spec.rule_id, rule_title=spec.rule_title,
+                severity=spec.severity, story_id=None, article_id=None, created_at=event.at,
+                channels=spec.channels, detail=detail, kind="quiet", source_id=sid),
+                None, silencer)
+            written = None
+            # A resolved notice follows a quiet alert: a spell that raised none ends quietly.
+            if (not event.resolved or alert_id is not None) and ledger.add_alert(record):
+                written = record
+                if not event.resolved:
+                    alert_id = record.id
+            if event.resolved:
+                quiet_at, alert_id = None, None
+            out.append(Outcome(None, spec.rule_id, Decision(event.reason), written))
+        ledger.set_quiet_state(QuietState(spec.rule_id, sid, last,
+                                          quiet_at if open_spell else None,
+                                          alert_id if open_spell else None))
+    return out

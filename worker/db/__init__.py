@@ -2,7 +2,8 @@
 
 One module per aggregate — ``sources`` (health, seed files), ``articles`` (versions and the
 identity keys of each source), ``story_index`` (LSH bands), ``ledger`` (alerts, window hits,
-window state, held throttles), ``outbox`` (deliveries), ``listings`` (read models) — and
+window state, held throttles, spikes, sightings, quiet watches), ``outbox`` (deliveries),
+``listings`` (read models), ``silences``, ``quiet`` (what quiet rules read) — and
 ``uow``, the units of work: the one place that opens write transactions and the only one that
 locks. ``Database`` ties them to one engine. Database errors leave as ``StorageError``.
 """
@@ -19,6 +20,7 @@ from worker.db.engine import MIGRATIONS, database_url, make_engine, migrate
 from worker.db.leases import Leases
 from worker.db.listings import Listings
 from worker.db.outbox import DueDelivery, Outbox
+from worker.db.silences import Silences
 from worker.db.sources import SeedFileState, SeedFileUpdate, Sources
 from worker.db.uow import UnitOfWork, Units
 from worker.errors import StorageError
@@ -50,6 +52,7 @@ class Database:
         self.outbox = Outbox(self.units)
         self.listings = Listings(self.units)
         self.leases = Leases(self.units)
+        self.silences = Silences(self.units)
 
     def migrate(self) -> None:
         """Apply pending Alembic migrations."""

@@ -26,10 +26,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
 
 from worker.db.engine import insert
+from worker.db.quiet import keep_spans
 from worker.db.uow import Units
 from worker.schema import Delivery, Lease, Source, Worker
 
-TASK_PREFIXES = ("digest:", "held", "retention", "vacuum")
+TASK_PREFIXES = ("digest:", "held", "quiet", "retention", "vacuum")
 
 
 class Claim(enum.Enum):
@@ -198,8 +199,12 @@ class Leases:
                              .values(stopped_at=uow.now, beat_at=uow.now))
 
     def forget_workers(self, before: datetime) -> int:
-        """Remove the rows of workers not heard from since *before*."""
+        """Remove the rows of workers not heard from since *before*, keeping when they ran
+        (``uptime``: quiet rules count running time)."""
         with self.units.unit("forget old workers") as uow:
+            old = [(s, b) for s, b in uow.conn.execute(
+                select(Worker.started_at, Worker.beat_at).where(Worker.beat_at < before))]
+            keep_spans(uow.conn, uow.dialect, old)
             return int(uow.conn.execute(delete(Worker).where(Worker.beat_at < before))
                        .rowcount or 0)
 

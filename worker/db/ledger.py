@@ -13,8 +13,18 @@ from sqlalchemy import delete, func, select
 from worker.db.articles import chunks
 from worker.db.engine import insert
 from worker.db.uow import UnitOfWork
-from worker.domain import AlertRecord, HeldRecord, HitRecord
-from worker.schema import Alert, Article, Delivery, HeldAlert, Match, RuleHit, RuleState
+from worker.domain import AlertRecord, HeldRecord, HitRecord, QuietState
+from worker.schema import (
+    Alert,
+    Article,
+    Delivery,
+    HeldAlert,
+    Match,
+    QuietWatch,
+    RuleHit,
+    RuleState,
+    Sighting,
+)
 
 
 class SqlLedger:
@@ -93,20 +103,69 @@ class SqlLedger:
     def rules_holding(self) -> list[str]:
         return sorted(self.conn.scalars(select(HeldAlert.rule_id).distinct()))
 
+    def count_stories(self, rule_id: str, after: datetime, until: datetime) -> int:
+        return int(self.conn.scalar(
+            select(func.count(func.distinct(RuleHit.story_id)))
+            .where(RuleHit.rule_id == rule_id, RuleHit.at > after, RuleHit.at <= until)) or 0)
+
+    def spiking(self, rule_id: str) -> bool:
+        return bool(self.conn.scalar(select(RuleState.spiking)
+                                     .where(RuleState.rule_id == rule_id)))
+
+    def set_spiking(self, rule_id: str, spiking: bool) -> None:
+        stmt = insert(self.dialect, RuleState).values(rule_id=rule_id, spiking=spiking)
+        self.conn.execute(stmt.on_conflict_do_update(index_elements=["rule_id"],
+                                                     set_={"spiking": spiking}))
+
+    def last_seen(self, rule_id: str, keys: Iterable[str]) -> dict[str, datetime]:
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        rows = self.conn.execute(select(Sighting.key, Sighting.at)
+                                 .where(Sighting.rule_id == rule_id, Sighting.key.in_(wanted)))
+        return {str(k): at for k, at in rows}
+
+    def see(self, rule_id: str, keys: Iterable[str], at: datetime) -> None:
+        rows = [{"rule_id": rule_id, "key": k, "at": at} for k in sorted(set(keys))]
+        if not rows:
+            return
+        stmt = insert(self.dialect, Sighting)
+        later = stmt.excluded.at
+        self.conn.execute(stmt.on_conflict_do_update(
+            index_elements=["rule_id", "key"],
+            set_={"at": func.max(Sighting.at, later) if self.dialect == "sqlite"
+                  else func.greatest(Sighting.at, later)}), rows)
+
+    def quiet_state(self, rule_id: str, source_id: int) -> QuietState | None:
+        row = self.conn.execute(
+            select(QuietWatch.since, QuietWatch.quiet_at, QuietWatch.alert_id)
+            .where(QuietWatch.rule_id == rule_id, QuietWatch.source_id == source_id)).first()
+        return None if row is None else QuietState(rule_id, source_id, *row)
+
+    def set_quiet_state(self, state: QuietState) -> None:
+        values = {"since": state.since, "quiet_at": state.quiet_at, "alert_id": state.alert_id}
+        stmt = insert(self.dialect, QuietWatch).values(
+            rule_id=state.rule_id, source_id=state.source_id, **values)
+        self.conn.execute(stmt.on_conflict_do_update(
+            index_elements=["rule_id", "source_id"], set_=values))
+
     def add_alert(self, alert: AlertRecord) -> bool:
         stmt = insert(self.dialect, Alert).on_conflict_do_nothing().returning(Alert.id)
         created = list(self.conn.scalars(stmt, [{
             "id": alert.id, "rule_id": alert.rule_id, "rule_title": alert.rule_title,
             "severity": alert.severity, "story_id": alert.story_id,
             "article_id": alert.article_id, "created_at": alert.created_at,
-            "detail": json.dumps(alert.detail, ensure_ascii=False) if alert.detail else None}]))
+            "detail": json.dumps(alert.detail, ensure_ascii=False) if alert.detail else None,
+            "kind": alert.kind, "silenced_by": alert.silenced_by,
+            "source_id": alert.source_id}]))
         if not created:
             return False
-        self._alerted.add((alert.rule_id, alert.story_id))
+        if alert.story_id is not None:
+            self._alerted.add((alert.rule_id, alert.story_id))
         if alert.explanations:
             self.conn.execute(insert(self.dialect, Match), [
                 {"alert_id": alert.id, **e.as_dict()} for e in alert.explanations])
-        if alert.channels:
+        if alert.channels and alert.silenced_by is None:   # a silenced alert is never sent
             self.conn.execute(insert(self.dialect, Delivery), [
                 {"alert_id": alert.id, "channel": ch, "status": "pending", "attempts": 0,
                  "next_attempt": alert.created_at, "created_at": alert.created_at}

@@ -12,27 +12,34 @@ from sqlalchemy import case, func, select
 
 from worker.db.articles import chunks
 from worker.db.uow import Units
-from worker.payload import build_payload
+from worker.payload import build_payload, iso
 from worker.schema import Alert, Article, Match, Source, Story
 
 
 class Listings:
     def __init__(self, units: Units) -> None:
         self.units = units
+        # Each source's tags by name (they live in the configuration): set by whoever knows.
+        self.tags: dict[str, tuple[str, ...]] = {}
 
     def alert_payloads(self, *, ids: Sequence[str] | None = None,
-                       since: datetime | None = None,
-                       limit: int | None = None) -> list[dict[str, Any]]:
-        """Alerts as payload dicts (interfaces.md), newest first."""
+                       since: datetime | None = None, limit: int | None = None,
+                       silenced: bool | None = None) -> list[dict[str, Any]]:
+        """Alerts as payload dicts (interfaces.md), newest first (*silenced*: only those a
+        silence held back, or only the others)."""
         q = (select(Alert, Article.url, Article.title, Article.published, Article.language,
-                    Source.name)
-             .join(Article, Article.id == Alert.article_id)
-             .join(Source, Source.id == Article.source_id)
+                    Source.name, Source.url.label("source_url"),
+                    Source.last_success, Source.last_error)
+             .outerjoin(Article, Article.id == Alert.article_id)
+             .join(Source, Source.id == func.coalesce(Article.source_id, Alert.source_id))
              .order_by(Alert.created_at.desc(), Alert.id.desc()))
         if ids is not None:
             q = q.where(Alert.id.in_(list(ids)))
         if since is not None:
             q = q.where(Alert.created_at >= since)
+        if silenced is not None:
+            q = q.where(Alert.silenced_by.is_not(None) if silenced
+                        else Alert.silenced_by.is_(None))
         if limit is not None:
             q = q.limit(limit)
         with self.units.read("list alerts") as conn:
@@ -46,24 +53,41 @@ class Listings:
                     matches[aid].append({"term": term, "field": fname, "text": text,
                                          "snippet": snippet})
             counts: dict[int, tuple[int, int]] = {}
-            for part in chunks(sorted({r._mapping["story_id"] for r in rows})):
+            for part in chunks(sorted({r._mapping["story_id"] for r in rows
+                                       if r._mapping["story_id"] is not None})):
                 q2 = (select(Article.story_id, func.count(func.distinct(Article.source_id)),
                              func.count())
                       .where(Article.story_id.in_(part)).group_by(Article.story_id))
                 counts.update({sid: (n, a) for sid, n, a in conn.execute(q2)
                                if sid is not None})
+            last_article: dict[int, datetime] = {}
+            quiet_sources = sorted({r._mapping["source_id"] for r in rows
+                                    if r._mapping["kind"] == "quiet"})
+            if quiet_sources:
+                last_article = {int(sid): at for sid, at in conn.execute(
+                    select(Article.source_id, func.max(Article.fetched_at))
+                    .where(Article.source_id.in_(quiet_sources))
+                    .group_by(Article.source_id))}
         out = []
         for r in rows:
             m = r._mapping
             sources, articles = counts.get(m["story_id"], (1, 1))
+            info = None
+            if m["kind"] == "quiet":
+                info = {"name": m["name"], "url": m["source_url"],
+                        "tags": list(self.tags.get(m["name"], ())),
+                        "last_article": iso(last_article.get(m["source_id"])),
+                        "last_success": iso(m["last_success"]), "last_error": m["last_error"]}
             payload = build_payload(
                 alert_id=m["id"], created_at=m["created_at"], rule_id=m["rule_id"],
                 rule_title=m["rule_title"], severity=m["severity"], article_id=m["article_id"],
                 url=m["url"], title=m["title"], source=m["name"], published=m["published"],
                 language=m["language"], story_id=m["story_id"], story_sources=sources,
                 matches=matches[m["id"]],
-                detail=json.loads(m["detail"]) if m["detail"] else None)
-            payload["story"]["articles"] = articles
+                detail=json.loads(m["detail"]) if m["detail"] else None, kind=m["kind"],
+                silenced_by=m["silenced_by"], source_info=info)
+            if "story" in payload:
+                payload["story"]["articles"] = articles
             out.append(payload)
         return out
 
@@ -114,6 +138,13 @@ class Listings:
             s["articles"] = members[s["id"]]
             s["sources"] = sorted({a["source"] for a in s["articles"]})
         return stories
+
+    def source_rows(self) -> list[tuple[int, str, str, datetime]]:
+        """Every source: id, name, kind (feed or seed) and when it was first configured."""
+        with self.units.read("list sources") as conn:
+            return [(i, n, k, c) for i, n, k, c in conn.execute(
+                select(Source.id, Source.name, Source.kind, Source.created_at)
+                .order_by(Source.id))]
 
     def count_articles(self, since: datetime | None = None) -> int:
         q = select(func.count()).select_from(Article)

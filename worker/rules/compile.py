@@ -361,10 +361,19 @@ def compile_rules(loaded: LoadedRules) -> tuple[RuleSet, list[Problem]]:
 
     comp = _Compiler(loaded.entities)
     compiled: list[CompiledRule] = []
+    quiet: list[Rule] = []
     for rule, doc, where in loaded.rules:
+        if rule.quiet is not None:   # watches sources: nothing to match
+            quiet.append(rule)
+            continue
         expr = comp.expr(rule.match, doc, (*where, "match"))
         if expr is None:
             continue
+        if rule.first_seen is not None and rule.first_seen.by == "entity" \
+                and not entities_of(rule.match):
+            comp.problems.append(doc.problem((*where, "first_seen", "by"), (
+                "first_seen by entity needs an @entity term in match (or use by: term "
+                "or by: rule)")))
         names = tags = None
         if rule.sources is not None:
             names = frozenset(s for s in rule.sources if not s.startswith("tag:"))
@@ -380,7 +389,31 @@ def compile_rules(loaded: LoadedRules) -> tuple[RuleSet, list[Problem]]:
     for eid, (_, edoc, _) in loaded.entities.items():   # entities no rule uses are checked too
         if eid not in comp.entity_patterns:
             comp.entity(eid, edoc, ())
-    return RuleSet(compiled, comp.patterns), comp.problems
+    return RuleSet(compiled, comp.patterns, quiet), comp.problems
 
 
-__all__ = ["LANGUAGE_FAMILIES", "Check", "CompiledRule", "Pattern", "Patterns", "compile_rules"]
+def compile_terms(terms: dict[str, str], entities: dict[str, tuple[Entity, Document, Loc]],
+                  origin: str = "<term>") -> tuple[RuleSet, list[Problem]]:
+    """Each of *terms* (id -> a term in any form) as a rule of its own, over these entities:
+    ``RuleSet.match`` then names the ids whose term an article holds. Problems name
+    *origin*."""
+    doc = Document(origin, {"rules": [{"id": k, "match": v} for k, v in terms.items()]}, {})
+    rules: list[tuple[Rule, Document, Loc]] = [
+        (Rule(id=k, match=v), doc, ("rules", i)) for i, (k, v) in enumerate(terms.items())]
+    return compile_rules(LoadedRules(rules, dict(entities), []))
+
+
+def entities_of(value: object) -> set[str]:
+    """The entity ids a match expression (as YAML gave it) names."""
+    if isinstance(value, str):
+        text = value.strip()
+        return {text[1:]} if text.startswith("@") else set()
+    if isinstance(value, dict):
+        return set().union(*(entities_of(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(entities_of(v) for v in value))
+    return set()
+
+
+__all__ = ["LANGUAGE_FAMILIES", "Check", "CompiledRule", "Pattern", "Patterns", "compile_rules",
+           "compile_terms", "entities_of"]

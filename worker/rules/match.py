@@ -13,15 +13,19 @@ from worker import textnorm
 from worker.items import Article, Explanation
 from worker.rules.compile import CompiledRule, Pattern, Patterns
 from worker.rules.expr import Hit, Scope
-from worker.rules.model import FIELDS
+from worker.rules.model import FIELDS, Rule
 
 MAX_EXPLANATIONS = 20
 
 
 @dataclass(frozen=True, slots=True)
 class RuleMatch:
+    """A rule that matched an article: why (``explanations``, at most ``MAX_EXPLANATIONS``)
+    and every term as written that holds in the match (``terms``: ``@id`` for an entity)."""
+
     rule: CompiledRule
     explanations: tuple[Explanation, ...]
+    terms: frozenset[str] = frozenset()
 
     @property
     def rule_id(self) -> str:
@@ -96,8 +100,10 @@ class _View:
 class RuleSet:
     """Compiled rules: match an article against all of them at once."""
 
-    def __init__(self, rules: list[CompiledRule], patterns: Patterns) -> None:
+    def __init__(self, rules: list[CompiledRule], patterns: Patterns,
+                 quiet: list[Rule] | None = None) -> None:
         self.rules = rules
+        self.quiet = quiet or []   # quiet rules watch sources, not words: nothing to match
         self.string_shape = patterns.string_shape
         self.string_patterns = patterns.string_patterns
         self.patterns = patterns.patterns
@@ -113,7 +119,11 @@ class RuleSet:
         self.by_id = {cr.rule.id: cr for cr in rules}
 
     def __len__(self) -> int:
-        return len(self.rules)
+        return len(self.rules) + len(self.quiet)
+
+    def all_rules(self) -> list[Rule]:
+        """Every rule, in file order within each kind: matched ones, then quiet ones."""
+        return [cr.rule for cr in self.rules] + self.quiet
 
     def _scan(self, view: _View) -> dict[int, list[tuple[int, int, int]]]:
         hits: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
@@ -152,7 +162,8 @@ class RuleSet:
                 continue
             result = cr.expr.eval(Scope(hits, view.search, cr.fields))
             if result is not None:
-                out.append(RuleMatch(cr, explain(view, result)))
+                out.append(RuleMatch(cr, explain(view, result),
+                                     frozenset(h[3] for h in result)))
         return out
 
 

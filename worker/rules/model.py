@@ -7,9 +7,10 @@ its shape and reports mistakes as ``FILE:LINE`` problems. Language codes are che
 from __future__ import annotations
 
 import difflib
+from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from worker.units import PositiveDuration
 
@@ -94,18 +95,82 @@ class When(Model):
     distinct_sources: bool = False
 
 
+class Spike(Model):
+    """Fires when the stories matched in the last ``within`` number at least ``min_count`` and
+    at least ``factor`` times the mean per ``within`` over the ``baseline`` before them."""
+
+    within: PositiveDuration
+    baseline: PositiveDuration = timedelta(days=7)
+    factor: float = Field(default=3.0, ge=1.0)
+    min_count: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _baseline_longer(self) -> Spike:
+        if self.baseline < self.within:
+            raise ValueError("spike: the baseline must be at least as long as within")
+        return self
+
+
+class FirstSeen(Model):
+    """Fires for a story when the rule (or that entity of the match, or that term) matched
+    no story in the preceding ``within``."""
+
+    by: Literal["rule", "entity", "term"] = "rule"
+    within: PositiveDuration
+
+
+class Quiet(Model):
+    """Fires for each selected source that stored no new article for ``within`` of raqib's
+    running time (``sources``: names or ``tag:NAME``; none given: every feed)."""
+
+    sources: list[str] | None = None
+    within: PositiveDuration
+
+
+KINDS = ("when", "spike", "first_seen", "quiet")
+
+
 class Rule(Model):
     id: str = Field(min_length=1, max_length=NAME_MAX, pattern=r"^[^\s@]+$")
     title: str | None = None
     severity: Severity = "medium"
     # A term (a string) or an expression (a mapping), as YAML gave it: the compiler checks it.
-    match: object
+    # Every rule has one but a ``quiet`` rule, which watches sources, not words.
+    match: object = None
     fields: tuple[FieldName, ...] = FIELDS
     languages: list[Language] | None = None
     sources: list[str] | None = None
     notify: list[str] | None = None
     when: When | None = None
+    spike: Spike | None = None
+    first_seen: FirstSeen | None = None
+    quiet: Quiet | None = None
     throttle: PositiveDuration | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Rule:
+        kinds = [k for k in KINDS if getattr(self, k) is not None]
+        if len(kinds) > 1:
+            raise ValueError(f"a rule is one kind: {' and '.join(kinds)} cannot go together")
+        if self.quiet is not None:
+            extra = [k for k in ("match", "fields", "languages", "sources")
+                     if k in self.model_fields_set]
+            if extra:
+                raise ValueError(f"a quiet rule watches sources, not words: drop "
+                                 f"{', '.join(extra)} (name the sources under quiet:)")
+        elif "match" not in self.model_fields_set or self.match is None:
+            raise ValueError("a rule needs match: (only a quiet rule has none)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """``match``, ``window``, ``spike``, ``first_seen`` or ``quiet``: what its alerts are."""
+        if self.when is not None:
+            return "window"
+        for k in ("spike", "first_seen", "quiet"):
+            if getattr(self, k) is not None:
+                return k
+        return "match"
 
     @property
     def display_title(self) -> str:
@@ -125,11 +190,14 @@ __all__ = [
     "NAME_MAX",
     "Entity",
     "FieldName",
+    "FirstSeen",
     "Loc",
     "Model",
+    "Quiet",
     "Rule",
     "RulesFile",
     "Severity",
+    "Spike",
     "When",
     "check_language",
     "language_codes",
