@@ -132,8 +132,11 @@ def _cell(value: Any, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _main_config(args: argparse.Namespace) -> config.MainConfig:
-    main, _doc, problems = config.load_main(args.config or config.default_path())
+def _main_config(args: argparse.Namespace, *, channels: bool = False) -> config.MainConfig:
+    """The main configuration; without *channels* (commands that only read the database and
+    rules), channels are not read and need none of their secrets."""
+    main, _doc, problems = config.load_main(args.config or config.default_path(),
+                                            channels=channels)
     if main is None or problems:
         raise ConfigError(problems)
     return main
@@ -344,7 +347,7 @@ def cmd_test_channel(args: argparse.Namespace) -> int:
     from worker.alerts.payload import sample  # noqa: PLC0415
     from worker.errors import DeliveryError  # noqa: PLC0415
 
-    main = _main_config(args)
+    main = _main_config(args, channels=True)
     if args.name not in main.channels:
         print(f"raqib: no channel {args.name!r} (channels: {', '.join(main.channels) or '-'})",
               file=sys.stderr)

@@ -262,20 +262,40 @@ def _raw_names(data: object, key: str) -> list[object]:
     return list(value) if isinstance(value, list | dict) else []
 
 
-def load_main(path: str, env: Mapping[str, str] | None = None) -> tuple[MainConfig | None,
-                                                                        yamlfile.Document | None,
-                                                                        list[Problem]]:
+def _channel_lines(doc: yamlfile.Document) -> range:
+    """The lines of the top-level ``channels:`` block (empty when there is none)."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    if "channels" not in data:
+        return range(0)
+    starts = sorted((doc.line_of(data, k) or 0) for k in data)
+    first = doc.line_of(data, "channels") or 0
+    after = [n for n in starts if n > first]
+    return range(first, after[0] if after else 1 << 30)
+
+
+def load_main(path: str, env: Mapping[str, str] | None = None, *,
+              channels: bool = True) -> tuple[MainConfig | None, yamlfile.Document | None,
+                                              list[Problem]]:
+    """The main configuration file, checked. With *channels* False (commands that only read
+    the database and rules), the channels are left out unread: an unset ``${VAR}`` in a
+    channel's secret is no problem for them."""
     doc, problems = yamlfile.load(path, env=os.environ if env is None else env)
     if doc is None:
         return None, None, problems
+    if not channels and isinstance(doc.data, dict):
+        skipped = _channel_lines(doc)
+        problems = [p for p in problems if p.line not in skipped]
+        doc.data.pop("channels", None)
+        if isinstance(doc.data.get("defaults"), dict):
+            doc.data["defaults"].pop("notify", None)
     main, found = validate(_MAIN, doc, keys=MAIN_KEYS)
     problems.extend(found)
-    channels = set(main.channels) if main else {c for c in _raw_names(doc.data, "channels")
-                                                if isinstance(c, str)}
+    names_of_channels = set(main.channels) if main else {
+        c for c in _raw_names(doc.data, "channels") if isinstance(c, str)}
     defaults = doc.data.get("defaults") if isinstance(doc.data, dict) else None
     notify = defaults.get("notify") if isinstance(defaults, dict) else None
     for i, ch in enumerate(notify if isinstance(notify, list) else []):
-        if isinstance(ch, str) and ch not in channels:
+        if isinstance(ch, str) and ch not in names_of_channels:
             problems.append(doc.problem(("defaults", "notify", i), f"unknown channel {ch!r}"))
     if main is not None:
         names = {seed_source_name(f): "a seed folder" for f in main.seeds}
