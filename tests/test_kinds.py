@@ -149,6 +149,9 @@ rules:
   - id: quiet-arabic
     title: An Arabic source has gone quiet
     quiet: {sources: ["tag:arabic"], within: 6h}
+  - id: quiet-any
+    quiet: {within: 3h}
+    throttle: 12h
 """
 SOURCES = [("s-ar", ["arabic"]), ("s-ar2", ["arabic"]), ("s-en", []), ("s-wire", [])]
 
@@ -379,6 +382,19 @@ def test_quiet_restart_in_the_middle_changes_nothing(tmp_path: Path, db_url: str
     assert [key(a) for a in restarted.alerts("quiet-arabic")] == \
         [key(a) for a in straight.alerts("quiet-arabic")]
     assert len(straight.alerts("quiet-arabic")) == 3   # quiet at 7, resolved at 10, quiet at 16
+
+
+def test_a_throttled_quiet_rule_holds_sources_and_folds_them_into_one_alert(
+        tmp_path: Path, db_url: str) -> None:
+    desk = Desk(tmp_path, db_url, Clock(T0)).start()
+    quiet_run(desk, night=False)
+    got = [(a["created_at"], a["source"]["name"], a.get("held")) for a in desk.alerts("quiet-any")]
+    # s-wire never has news: quiet 3 h after the start. s-ar is quiet at hour 4 (held: the
+    # throttle allows one alert in 12 h), has news at 10 (that held spell ends unsent), is
+    # quiet again at 13 (held) and still quiet when the throttle opens at 15: one alert.
+    assert got == [("2026-12-01T03:00:00Z", "s-wire", None),
+                   ("2026-12-01T15:00:00Z", "s-ar", {"count": 1, "titles": ["s-ar"]})]
+    assert replayed(desk, tmp_path)["quiet-any"] == [key(a) for a in desk.alerts("quiet-any")]
 
 
 def replayed(desk: Desk, tmp: Path) -> dict[str, list[tuple[Any, ...]]]:

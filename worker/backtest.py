@@ -191,14 +191,15 @@ def _replay_quiet(db: Database, ruleset: RuleSet, specs: dict[str, Any], *,
         sources = db.listings.source_rows()
     for r in ruleset.quiet:
         assert r.quiet is not None
-        watched: dict[int, datetime] = {}
+        watched: dict[int, tuple[str, datetime]] = {}
         for sid, name, kind, created in sources:
             chosen = (kind == "feed") if r.quiet.sources is None else any(
                 source_matches(sel, name, tags.get(name, ())) for sel in r.quiet.sources)
             if chosen:
                 names[sid] = name
-                watched[sid] = max(created, since) if since is not None else created
-                ledger.set_quiet_state(QuietState(r.id, sid, watched[sid]))
+                began = max(created, since) if since is not None else created
+                watched[sid] = (name, began)
+                ledger.set_quiet_state(QuietState(r.id, sid, began))
         check_quiet(specs[r.id], watched, facts, spans=spans, ledger=ledger, now=now,
                     silencer=silencer)
 

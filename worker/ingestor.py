@@ -288,12 +288,12 @@ def check_quiet(db: Database, specs: Sequence[tuple[AlertSpec, Sequence[int]]],
     out: list[Outcome] = []
     with db.units.ingest_unit("check quiet sources") as uow:
         facts = SqlQuietFacts(uow.conn)
-        began = {sid: created for sid, (_, created) in facts.sources().items()}
+        known = facts.sources()
         spans = running_spans(uow.conn, uow.now, lease)
         silencer = silencer_for(uow.conn, uow.now, {}) if silencer_for else None
         ledger = SqlLedger(uow)
         for spec, source_ids in specs:
-            out += raise_check_quiet(spec, {s: began[s] for s in source_ids if s in began},
+            out += raise_check_quiet(spec, {s: known[s] for s in source_ids if s in known},
                                      facts, spans=spans, ledger=ledger, now=uow.now,
                                      silencer=silencer)
     return out

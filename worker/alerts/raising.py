@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from ulid import ULID
 
@@ -232,53 +232,90 @@ class QuietFacts(Protocol):
         ...
 
 
-def check_quiet(spec: AlertSpec, sources: Mapping[int, datetime], facts: QuietFacts, *,
-                spans: Sequence[policy.Span], ledger: Ledger, now: datetime,
-                new_id: NewId = ulid_at, silencer: Silencer | None = None) -> list[Outcome]:
-    """A quiet rule over its *sources* (id -> when watching it began) up to *now*: an alert
-    for each source that became quiet (dated when it did) and a resolved notice for each
-    quiet source that stored news again (dated at the news), over raqib's running *spans*."""
+def check_quiet(spec: AlertSpec, sources: Mapping[int, tuple[str, datetime]],
+                facts: QuietFacts, *, spans: Sequence[policy.Span], ledger: Ledger,
+                now: datetime, new_id: NewId = ulid_at,
+                silencer: Silencer | None = None) -> list[Outcome]:
+    """A quiet rule over its *sources* (id -> name and when watching it began) up to *now*,
+    over raqib's running *spans*: an alert for each source that became quiet (dated when it
+    did) and a resolved notice for each quiet source that stored news again (dated at the
+    news). The sources' events are taken in time order, so a throttle decides the same
+    whether they are checked every minute or replayed at once: a quiet alert the throttle
+    holds back makes an open spell with no alert, and the sources still quiet when the
+    throttle opens ride on one alert (``held``: their count and names)."""
     assert spec.quiet is not None
-    out: list[Outcome] = []
+    rid, within = spec.rule_id, int(spec.quiet.total_seconds())
     merged = policy.merge_spans(spans)
-    for sid, began in sorted(sources.items()):
-        state = ledger.quiet_state(spec.rule_id, sid)
-        if state is None:
-            state = QuietState(spec.rule_id, sid, facts.last_news(sid, now) or began)
-        news = facts.news(sid, state.since, now)
-        events, last, open_spell = policy.quiet(spec.quiet, merged, state.since,
-                                                open_spell=state.quiet_at is not None,
-                                                news=[n.at for n in news], now=now)
-        quiet_at, alert_id = state.quiet_at, state.alert_id
-        for event in events:
-            if not event.resolved:
-                quiet_at, alert_id = event.at, None
-                detail = {"quiet": {"since": iso(event.since),
-                                    "within_seconds": int(spec.quiet.total_seconds()),
-                                    "failing": facts.failing(sid, event.since)},
-                          "resolved": False}
-            else:
-                first = next(n for n in news if n.at == event.at)
-                detail = {"quiet": {"since": iso(event.since), "resolved_at": iso(event.at),
-                                    "within_seconds": int(spec.quiet.total_seconds()),
-                                    "article": {"id": first.article_id, "title": first.title,
-                                                "url": first.url}},
-                          "resolved": True, "resolves": alert_id}
-            record = _silenced(AlertRecord(
-                id=new_id(event.at), rule_id=spec.rule_id, rule_title=spec.rule_title,
-                severity=spec.severity, story_id=None, article_id=None, created_at=event.at,
-                channels=spec.channels, detail=detail, kind="quiet", source_id=sid),
-                None, silencer)
-            written = None
-            # A resolved notice follows a quiet alert: a spell that raised none ends quietly.
-            if (not event.resolved or alert_id is not None) and ledger.add_alert(record):
-                written = record
-                if not event.resolved:
-                    alert_id = record.id
-            if event.resolved:
-                quiet_at, alert_id = None, None
-            out.append(Outcome(None, spec.rule_id, Decision(event.reason), written))
-        ledger.set_quiet_state(QuietState(spec.rule_id, sid, last,
-                                          quiet_at if open_spell else None,
-                                          alert_id if open_spell else None))
+    states: dict[int, QuietState] = {}
+    news: dict[int, list[News]] = {}
+    events: list[tuple[datetime, int, policy.QuietEvent]] = []
+    for sid, (_, began) in sorted(sources.items()):
+        state = ledger.quiet_state(rid, sid) or QuietState(rid, sid,
+                                                           facts.last_news(sid, now) or began)
+        news[sid] = facts.news(sid, state.since, now)
+        found, _, _ = policy.quiet(spec.quiet, merged, state.since,
+                                   open_spell=state.quiet_at is not None,
+                                   news=[n.at for n in news[sid]], now=now)
+        states[sid] = state
+        events += [(e.at, sid, e) for e in found]
+    out: list[Outcome] = []
+
+    def write(sid: int, at: datetime, detail: dict[str, Any]) -> AlertRecord | None:
+        record = _silenced(AlertRecord(
+            id=new_id(at), rule_id=rid, rule_title=spec.rule_title, severity=spec.severity,
+            story_id=None, article_id=None, created_at=at, channels=spec.channels,
+            detail=detail, kind="quiet", source_id=sid), None, silencer)
+        return record if ledger.add_alert(record) else None
+
+    def quiet_detail(event: policy.QuietEvent, sid: int) -> dict[str, Any]:
+        return {"quiet": {"since": iso(event.since), "within_seconds": within,
+                          "failing": facts.failing(sid, event.since)}, "resolved": False}
+
+    def flush(until: datetime) -> None:
+        """Sources the throttle held as quiet, once it opens (by *until*): one alert."""
+        held = sorted((s for s in states.values() if s.quiet_at is not None
+                       and s.alert_id is None), key=lambda s: (s.quiet_at, s.source_id))
+        if spec.throttle is None or not held:
+            return
+        last, newest_at = ledger.last_alert(rid), held[-1].quiet_at
+        assert newest_at is not None
+        at = max(last + spec.throttle, newest_at) if last is not None else until
+        if at > until:
+            return
+        newest = held[-1]
+        detail = quiet_detail(policy.QuietEvent(newest.since, at, False, Reason.FLUSH),
+                              newest.source_id)
+        detail["held"] = {"count": len(held), "titles": [sources[s.source_id][0] for s in held]}
+        record = write(newest.source_id, at, detail)
+        for s in held:
+            states[s.source_id] = replace(s, alert_id=record.id if record else None)
+        out.append(Outcome(None, rid, Decision(Reason.FLUSH), record))
+
+    for at, sid, event in sorted(events, key=lambda e: (e[0], e[1], e[2].resolved)):
+        flush(at)
+        state = states[sid]
+        written = None
+        reason = event.reason
+        if not event.resolved:
+            held = spec.throttle is not None and policy.throttle(
+                spec.throttle, ledger.last_alert(rid), at) is Reason.HELD
+            written = None if held else write(sid, at, quiet_detail(event, sid))
+            reason = Reason.HELD if held else reason
+            states[sid] = replace(state, since=event.since, quiet_at=at,
+                                  alert_id=written.id if written else None)
+        else:
+            first = next(n for n in news[sid] if n.at == at)
+            if state.alert_id is not None:   # a spell the throttle still holds ends quietly
+                written = write(sid, at, {
+                    "quiet": {"since": iso(event.since), "resolved_at": iso(at),
+                              "within_seconds": within,
+                              "article": {"id": first.article_id, "title": first.title,
+                                          "url": first.url}},
+                    "resolved": True, "resolves": state.alert_id})
+            states[sid] = replace(state, since=at, quiet_at=None, alert_id=None)
+        out.append(Outcome(None, rid, Decision(reason), written))
+    flush(now)
+    for sid, state in states.items():
+        last_news = max((n.at for n in news[sid]), default=state.since)
+        ledger.set_quiet_state(replace(state, since=max(state.since, last_news)))
     return out
