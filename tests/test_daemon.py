@@ -51,7 +51,14 @@ def alert_rules(project: Path) -> list[str]:
 def test_the_daemon_in_production(project: Path) -> None:
     port = free_port()
     cfg = project / "config/raqib.yaml"
-    cfg.write_text(cfg.read_text() + f"http:\n  listen: 127.0.0.1:{port}\n")
+    # A feed that never brings news, and a quiet rule with a short window for it.
+    write(project / "feeds/empty.xml", "<rss version='2.0'><channel><title>t</title>"
+                                       "</channel></rss>")
+    write(project / "config/rules/quiet-fast.yaml",
+          "rules:\n  - id: quiet-fast\n    quiet: {sources: [empty], within: 2s}\n")
+    text = cfg.read_text().replace("sources: []", "sources:\n  - {name: empty, url: "
+                                   f"'file://{project}/feeds/empty.xml', interval: 1h}}")
+    cfg.write_text(text + f"http:\n  listen: 127.0.0.1:{port}\n")
     proc = subprocess.Popen([*RAQIB, "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={k: v for k, v in os.environ.items()
                                             if k != "RAQIB_CONFIG"})
@@ -83,6 +90,9 @@ def test_the_daemon_in_production(project: Path) -> None:
                                     "config/rules/broken.yaml:3" in x for x in lines))
         write(project / "seeds/z2.txt", "More Zanzibar\nlede\n-\nZanzibar again, elsewhere.\n")
         assert soon(lambda: alert_rules(project).count("zanzibar") == 2)
+
+        # The quiet source is found by the task that checks quiet rules (every 5 s here).
+        assert soon(lambda: "quiet-fast" in alert_rules(project))
 
         status, metrics = get(base + "/metrics")
         assert status == 200

@@ -16,6 +16,7 @@ from test_kinds import T0, Desk, words
 from worker import cli
 from worker.db import Database
 from worker.domain import Article, Silence
+from worker.web import _dashboard
 
 from conftest import Clock
 
@@ -73,6 +74,7 @@ def test_a_silenced_alert_is_stored_and_never_delivered_across_a_restart(
     desk.clock.advance(hours=1)
     story(desk, "s-en", "Erbil again", 2)
     assert silenced_by(desk, "erbil-watch") == ["S1", "S1"]
+    assert b'raqib_alerts_silenced_total{rule="erbil-watch"} 1.0' in desk.p.metrics.exposition()
     desk.p.deliver(until_done=True)
     desk.clock.advance(hours=3)                      # the silence is over: still not sent
     desk.restart()
@@ -130,6 +132,9 @@ def test_a_quiet_alert_is_silenced_by_its_source(tmp_path: Path, db_url: str) ->
         desk.p.check_quiet()
     got = {a["source"]["name"]: a["silenced_by"] for a in desk.alerts("quiet-arabic")}
     assert got == {"s-ar": "Q", "s-ar2": None}
+    page = _dashboard(desk.p.db).decode()   # the dashboard shows the quiet alerts, one silenced
+    assert "s-ar: no new article since 2026-12-01T00:00:00Z" in page
+    assert "<td>quiet</td>" in page and "<td>Q</td>" in page
 
 
 def test_a_silence_added_by_another_process_holds_at_once(tmp_path: Path, db_url: str) -> None:

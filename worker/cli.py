@@ -378,8 +378,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return EXIT_OK
     for r in results:
         print(f"{r.rule_id} ({r.severity}): {len(r.hits)} alert(s)")
-        for hit in r.hits:
-            print(f"  {iso(hit.published) or '-':20}  {hit.source:16}  {hit.title}")
+        for hit, shown in zip(r.hits, r.as_dict()["alerts"], strict=True):
+            silenced = f"  (silenced by {hit.silenced_by})" if hit.silenced_by else ""
+            print(f"  {iso(hit.at) or '-':20}  {hit.kind:10}  {hit.source:16}  "
+                  f"{alert_line(shown)}{silenced}")
     return EXIT_OK
 
 

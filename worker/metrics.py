@@ -20,6 +20,9 @@ class Metrics:
         self.stories = Counter("raqib_stories_total", "Stories started", registry=r)
         self.alerts = Counter("raqib_alerts_raised_total", "Alerts raised",
                               ["rule", "severity"], registry=r)
+        self.silenced = Counter("raqib_alerts_silenced_total",
+                                "Alerts raised while a silence matched (stored, not sent)",
+                                ["rule"], registry=r)
         self.deliveries = Counter("raqib_deliveries_total", "Delivery attempts by outcome "
                                   "(sent, failed, dead)", ["channel", "outcome"], registry=r)
         self.polls = Counter("raqib_source_polls_total", "Source polls by outcome "

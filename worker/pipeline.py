@@ -169,6 +169,8 @@ class Pipeline:
         for a in alerts:
             self.metrics.alerts.labels(a.rule_id, a.severity).inc()
             extra: dict[str, object] = {"silenced_by": a.silenced_by} if a.silenced_by else {}
+            if a.silenced_by:
+                self.metrics.silenced.labels(a.rule_id).inc()
             if a.kind == "quiet":
                 extra["resolved"] = bool((a.detail or {}).get("resolved"))
             log.info("alert raised", rule=a.rule_id, severity=a.severity, kind=a.kind,

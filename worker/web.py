@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from worker.alerts.payload import iso
+from worker.alerts.render import headline, link, source_name
 from worker.db import Database
 
 log = structlog.get_logger("raqib.web")
@@ -20,16 +21,22 @@ log = structlog.get_logger("raqib.web")
 Health = Callable[[], tuple[bool, str]]
 
 
+def _alert_row(a: dict[str, Any]) -> str:
+    """One alert as a table row, every piece of text escaped: its headline (the article's
+    title, led by what a spike or a first sighting found; what became of a quiet source)."""
+    url = link(a)
+    text = escape(headline(a))
+    shown = f"<a href='{escape(url)}'>{text}</a>" if url else text
+    return (f"<tr><td>{escape(a['created_at'] or '')}</td><td>{escape(a['rule']['severity'])}"
+            f"</td><td>{escape(a['rule']['title'])}</td><td>{escape(a['kind'])}</td>"
+            f"<td dir='auto'>{shown}</td><td dir='auto'>{escape(source_name(a))}</td>"
+            f"<td>{escape(a['silenced_by'] or '')}</td></tr>")
+
+
 def _dashboard(store: Database) -> bytes:
     alerts = store.listings.alert_payloads(limit=50)
     sources = store.sources.all()
-    rows = "".join(
-        f"<tr><td>{escape(a['created_at'] or '')}</td><td>{escape(a['rule']['severity'])}</td>"
-        f"<td>{escape(a['rule']['title'])}</td><td dir='auto'>"
-        + (f"<a href='{escape(a['article']['url'])}'>" if a["article"]["url"] else "")
-        + escape(a["article"]["title"] or "")
-        + ("</a>" if a["article"]["url"] else "")
-        + f"</td><td>{escape(a['article']['source'])}</td></tr>" for a in alerts)
+    rows = "".join(_alert_row(a) for a in alerts)
     health = "".join(
         f"<tr><td>{escape(s.name)}</td><td>{escape(iso(s.last_poll) or '-')}</td>"
         f"<td>{escape(iso(s.last_success) or '-')}</td><td>{s.failures}</td>"
@@ -39,7 +46,7 @@ def _dashboard(store: Database) -> bytes:
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 8px;text-align:start;
 border-bottom:1px solid #ddd;font-size:14px}}</style></head><body>
 <h1>raqib</h1><h2>Recent alerts</h2><table><tr><th>raised</th><th>severity</th><th>rule</th>
-<th>article</th><th>source</th></tr>{rows}</table>
+<th>kind</th><th>alert</th><th>source</th><th>silenced</th></tr>{rows}</table>
 <h2>Sources</h2><table><tr><th>name</th><th>last poll</th><th>last success</th>
 <th>failures</th><th>next poll</th><th>last error</th></tr>{health}</table></body></html>"""
     return page.encode()
