@@ -328,7 +328,7 @@ def test_a_restart_in_the_middle_changes_nothing(tmp_path: Path, db_url: str,
 
 def quiet_run(desk: Desk, *, night: bool = True, restart_at: float | None = None) -> None:
     """s-ar: news at hour 1 and 10, then nothing; s-ar2 and s-en: news every hour. raqib checks
-    every 10 minutes; it is stopped from hour 11 to hour 23 (a night) when *night*."""
+    every 30 minutes; it is stopped from hour 11 to hour 23 (a night) when *night*."""
     n = 0
     minutes = 0
     while minutes <= 40 * 60:
@@ -348,7 +348,7 @@ def quiet_run(desk: Desk, *, night: bool = True, restart_at: float | None = None
                 desk.article("s-ar2", "أخبار", n := n + 1)
                 desk.article("s-en", "news", n := n + 1)
             desk.p.check_quiet()
-        minutes += 10
+        minutes += 30
 
 
 def test_a_quiet_source_fires_once_per_spell_and_resolves(tmp_path: Path, db_url: str) -> None:
