@@ -21,6 +21,13 @@ Semantics (the contract users write against; README "Rules" says the same for th
   every Kurdish, or ISO 639-1; anything else is a problem); ``sources`` keeps articles from those
   source names or, with ``tag:NAME``, sources with that tag.
 
+* Kinds: a rule is plain (alerts once per story), or carries one of ``when`` (a window of
+  ``count`` stories or sources), ``spike`` (``within``, ``baseline``, ``factor``,
+  ``min_count``), ``first_seen`` (``by: rule | entity | term``, ``within``; by entity needs an
+  ``@entity`` in ``match``) or ``quiet`` (``sources``, ``within``; no ``match``, ``fields``,
+  ``languages`` or ``sources`` of its own). What each alerts on is decided in
+  ``worker.alerts.policy``; quiet rules are kept apart (``RuleSet.quiet``), nothing to match.
+
 The package stands alone: ``model`` holds the rule files' models, ``load`` reads them with their
 lines, ``compile`` and ``match`` build and run the automaton. ``worker.config`` uses it, never
 the other way round.
