@@ -452,3 +452,17 @@ def test_bad_rules_of_the_new_kinds_name_file_and_line(tmp_path: Path, rule: str
     text = "\n".join(str(p) for p in err.value.problems)
     assert f"{tmp_path / 'rules.yaml'}:4" in text
     assert message in text
+
+
+def test_a_quiet_rule_watching_a_tag_no_source_has_is_warned_about(tmp_path: Path) -> None:
+    write(tmp_path / "rules.yaml", "rules:\n  - id: q\n    quiet: {sources: [tag:arabc, "
+                                   "rudaw], within: 1h}\n")
+    write(tmp_path / "raqib.yaml", yaml.safe_dump({
+        "rules": [str(tmp_path / "rules.yaml")],
+        "sources": [{"name": "rudaw-ar", "url": "https://feeds.example/r", "tags": ["arabic"]}]}))
+    cfg = config.load_config(str(tmp_path / "raqib.yaml"), env={})
+    warnings = [str(w) for w in cfg.warnings]
+    assert any("no configured source has the tag 'arabc' (did you mean 'arabic'?)" in w
+               for w in warnings), warnings
+    assert any("no configured source is named 'rudaw' (did you mean 'rudaw-ar'?)" in w
+               for w in warnings), warnings

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from test_kinds import T0, Desk, words
 
-from worker import cli
+from worker import cli, config
 from worker.db import Database
 from worker.domain import Article, Silence
 from worker.web import _dashboard
@@ -206,6 +206,11 @@ def test_silence_add_list_expire(tmp_path: Path, db_url: str,
     (["--rule", "erbil-watch", "--for", "soon"], "not a duration"),
     (["--rule", "erbil-watch", "--until", "2020-01-01T00:00Z"], "already past"),
     (["--rule", "erbil-watch", "--until", "tomorrow"], "not an ISO time"),
+    (["--rule", "erbil-watch", "--rule", "asad-watch", "--for", "1h"], "--rule given 2 times"),
+    (["--rule", "erbil-watch", "--start", "2020-01-01T00:00Z", "--for", "1h"], "already past"),
+    (["--rule", "erbil-watch", "--for", "0s"], "--for: must be longer than zero"),
+    (["--rule", "quiet-arabic", "--match", "x", "--for", "1h"], "is a quiet rule"),
+    (["--match", "", "--for", "1h"], "--match: "),
 ])
 def test_silence_add_refuses_what_cannot_match(tmp_path: Path, args: list[str], message: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:
@@ -216,6 +221,24 @@ def test_silence_add_refuses_what_cannot_match(tmp_path: Path, args: list[str], 
     assert message in err
     code, out, _ = run_cli(capsys, tmp_path / "raqib.yaml", "silence", "list", "--json")
     assert json.loads(out) == []
+
+
+def test_expiring_a_silence_that_has_not_started(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    desk = desk_with(tmp_path, f"sqlite:///{tmp_path / 'r.db'}", Clock(T0))
+    desk.stop()
+    cfg = tmp_path / "raqib.yaml"
+    start = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%MZ")
+    code, out, _ = run_cli(capsys, cfg, "silence", "add", "--rule", "erbil-watch", "--start",
+                           start, "--for", "1h", "--json")
+    assert code == 0
+    [pending] = json.loads(out)
+    assert pending["state"] == "pending"
+    run_cli(capsys, cfg, "silence", "expire", pending["id"])
+    _, out, _ = run_cli(capsys, cfg, "silence", "list", "--all", "--json")
+    [expired] = json.loads(out)
+    assert expired["state"] == "expired"
+    assert expired["ends_at"] <= (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
 
 
 def test_silence_expire_of_an_unknown_id(tmp_path: Path,
@@ -238,3 +261,34 @@ def test_the_config_needs_no_channel_secret_for_silences(tmp_path: Path,
     cfg.write_text(yaml.safe_dump(data))
     code, _, err = run_cli(capsys, cfg, "silence", "add", "--rule", "erbil-watch", "--for", "1h")
     assert code == 0, err
+
+
+def test_a_rule_added_while_a_silence_holds_catches_up_silenced(tmp_path: Path,
+                                                                db_url: str) -> None:
+    desk = desk_with(tmp_path, db_url, Clock(T0))
+    story(desk, "s-en", "talks on the Mosul dam", 1)          # no rule matches it yet
+    desk.clock.advance(minutes=5)
+    silence(desk, "S3", term="Mosul", hours=1)               # added after the article
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(rules.read_text() + "  - id: dams\n    match: dam\n")
+    desk.p.apply(config.load_config(str(tmp_path / "raqib.yaml"), env={}))
+    assert desk.p.catch_up({"dams"}, T0 - timedelta(minutes=10)) == 1
+    assert silenced_by(desk, "dams") == ["S3"]   # raised while the silence holds
+
+
+def test_a_resolved_notice_goes_where_its_quiet_alert_went(tmp_path: Path) -> None:
+    desk = Desk(tmp_path, f"sqlite:///{tmp_path / 'r.db'}", Clock(T0)).start()
+    silence(desk, "Q2", source="s-ar2", hours=48)    # s-ar2's spell is silenced throughout
+    for m in range(0, 9 * 60, 30):
+        desk.clock.now = T0 + timedelta(minutes=m)
+        desk.p.check_quiet()
+    # s-ar's quiet alert was delivered; a silence on s-ar comes after it
+    silence(desk, "Q1", source="s-ar", hours=48)
+    desk.clock.advance(hours=1)
+    desk.article("s-ar", "خبر", 900)
+    desk.article("s-ar2", "خبر", 901)
+    desk.p.check_quiet()
+    got = [(a["source"]["name"], a["resolved"], a["silenced_by"])
+           for a in desk.alerts("quiet-arabic")]
+    assert sorted(got) == [("s-ar", False, None), ("s-ar", True, None),
+                           ("s-ar2", False, "Q2"), ("s-ar2", True, "Q2")]

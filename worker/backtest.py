@@ -21,7 +21,7 @@ from worker import config
 from worker.alerts.ledger import MemoryLedger
 from worker.alerts.raising import Silencer, check_quiet, flush_held, next_flush, raise_alerts
 from worker.db import Database
-from worker.db.quiet import running_spans
+from worker.db.quiet import SqlQuietFacts, running_spans
 from worker.domain import AlertRecord, Article, Candidate, Explanation, News, QuietState
 from worker.errors import ConfigError
 from worker.payload import iso
@@ -48,6 +48,7 @@ class Hit:
     at: datetime | None = None    # when it would have been raised
     detail: dict[str, Any] = field(default_factory=dict)
     silenced_by: str | None = None
+    id: str = ""                  # the replay's own alert id (a resolved notice names it)
 
 
 @dataclass
@@ -59,7 +60,7 @@ class RuleResult:
 
     def as_dict(self) -> dict[str, Any]:
         def one(h: Hit) -> dict[str, Any]:
-            out: dict[str, Any] = {"kind": h.kind, "created_at": iso(h.at),
+            out: dict[str, Any] = {"id": h.id, "kind": h.kind, "created_at": iso(h.at),
                                    "silenced_by": h.silenced_by}
             if h.kind == "quiet":
                 out["source"] = {"name": h.source}
@@ -189,6 +190,10 @@ def _replay_quiet(db: Database, ruleset: RuleSet, specs: dict[str, Any], *,
     with db.units.read("backtest quiet sources") as conn:
         spans = running_spans(conn, now, lease)
         sources = db.listings.source_rows()
+        # Replayed from --since, a source's watch begins at its last news before then.
+        before = SqlQuietFacts(conn)
+        last_news = {sid: before.last_news(sid, since) for sid, *_ in sources} \
+            if since is not None else {}
     for r in ruleset.quiet:
         assert r.quiet is not None
         watched: dict[int, tuple[str, datetime]] = {}
@@ -197,7 +202,8 @@ def _replay_quiet(db: Database, ruleset: RuleSet, specs: dict[str, Any], *,
                 source_matches(sel, name, tags.get(name, ())) for sel in r.quiet.sources)
             if chosen:
                 names[sid] = name
-                began = max(created, since) if since is not None else created
+                began = created if since is None else \
+                    last_news.get(sid) or max(created, since)
                 watched[sid] = (name, began)
                 ledger.set_quiet_state(QuietState(r.id, sid, began))
         check_quiet(specs[r.id], watched, facts, spans=spans, ledger=ledger, now=now,
@@ -215,7 +221,7 @@ def _results(rules: dict[str, config.Rule], alerts: list[AlertRecord],
             source = names.get(a.source_id or 0, "")
             results[a.rule_id].hits.append(Hit(
                 None, None, source, source, None, None, (), kind="quiet", at=a.created_at,
-                detail=detail, silenced_by=a.silenced_by))
+                detail=detail, silenced_by=a.silenced_by, id=a.id))
             continue
         source, published = about.get(a.article_id or 0, ("", None))
         story = a.story_id if a.story_id is not None and a.story_id >= 0 else None
@@ -224,5 +230,5 @@ def _results(rules: dict[str, config.Rule], alerts: list[AlertRecord],
             a.explanations or explained.get((a.rule_id, a.article_id or 0), ()),
             window=(detail.get("window") or {}).get("count"),
             held=(detail.get("held") or {}).get("count", 0), kind=a.kind, at=a.created_at,
-            detail=detail, silenced_by=a.silenced_by))
+            detail=detail, silenced_by=a.silenced_by, id=a.id))
     return list(results.values())

@@ -327,6 +327,11 @@ def _retry_alert(args: argparse.Namespace) -> int:
         if not store.outbox.alert_exists(args.alert_id):
             print(f"raqib: no alert {args.alert_id}", file=sys.stderr)
             return EXIT_FAILED
+        [payload] = store.listings.alert_payloads(ids=[args.alert_id])
+        if payload["silenced_by"]:
+            print(f"raqib: alert {args.alert_id} was held back by silence "
+                  f"{payload['silenced_by']}: it has no deliveries to retry", file=sys.stderr)
+            return EXIT_FAILED
         count = store.outbox.retry_alert(args.alert_id, datetime.now(UTC))
     finally:
         store.close()
@@ -433,9 +438,10 @@ def build_parser() -> argparse.ArgumentParser:
     si = add("silence", cmd_silence, "mute alerts for a while: add, list, expire")
     si.add_argument("action", choices=["add", "list", "expire"])
     si.add_argument("silence_id", nargs="?", metavar="ID", help="expire: the silence's id")
-    si.add_argument("--rule", metavar="ID", help="add: alerts of this rule")
-    si.add_argument("--source", metavar="NAME", help="add: of this source (or tag:NAME)")
-    si.add_argument("--match", metavar="TERM",
+    si.add_argument("--rule", metavar="ID", action="append", help="add: alerts of this rule")
+    si.add_argument("--source", metavar="NAME", action="append",
+                    help="add: of this source (or tag:NAME)")
+    si.add_argument("--match", metavar="TERM", action="append",
                     help="add: about an article holding this term (any term form, @entity too)")
     si.add_argument("--for", dest="duration", metavar="DURATION", help="add: 2h, 12h, 3d …")
     si.add_argument("--until", metavar="TIME", help="add: until an ISO time (UTC unless given)")

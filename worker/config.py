@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import gc
 import os
 from collections.abc import Iterator, Mapping
@@ -322,19 +323,34 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None,
         return _load_config(path, env, extra_rules)
 
 
-def _warnings(loaded: LoadedRules, source_names: set[str] | None) -> list[Problem]:
-    """What is valid but will not do what its writer may expect."""
+def _did_you_mean(value: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(value, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _warnings(loaded: LoadedRules, source_names: set[str] | None,
+              tags: set[str] | None) -> list[Problem]:
+    """What is valid but will not do what its writer may expect: a rule's sources (or a
+    quiet rule's) that no configured source is, or has as a tag (*tags* None: not checked).
+    Warnings, not errors: rule files may be shared by deployments with other sources."""
     warnings: list[Problem] = []
+    if source_names is None:
+        return warnings
     for rule, rdoc, where in loaded.rules:
         loc, names = (*where, "sources"), rule.sources or []
         if rule.quiet is not None:
             loc, names = (*where, "quiet", "sources"), rule.quiet.sources or []
         for name in names:
-            if source_names is not None and not name.startswith("tag:") \
-                    and name not in source_names:
-                # A warning: rules may name sources of another deployment or removed ones.
-                warnings.append(rdoc.problem(loc, f"warning: no configured source is named "
-                                                  f"{name!r}"))
+            if name.startswith("tag:"):
+                if tags is None or name[4:] in tags:
+                    continue
+                warnings.append(rdoc.problem(loc, (
+                    f"warning: no configured source has the tag {name[4:]!r}"
+                    f"{_did_you_mean(name[4:], tags)}")))
+            elif name not in source_names:
+                warnings.append(rdoc.problem(loc, (
+                    f"warning: no configured source is named {name!r}"
+                    f"{_did_you_mean(name, source_names)}")))
     return warnings
 
 
@@ -343,19 +359,23 @@ def _load_config(path: str, env: Mapping[str, str] | None,
     main, doc, problems = load_main(path, env)
     if doc is None:
         raise ConfigError(problems)
+    source_names: set[str] | None = None
+    tags: set[str] | None = None
     if main is not None:
         rule_paths, channels = list(main.rules), set(main.channels)
         source_names = {s.name for s in main.sources} | {seed_source_name(f) for f in main.seeds}
+        # With no feeds at all (a seeds-only set-up such as the shipped one), rule files
+        # written for feeds name tags that are not there yet: nothing to warn about.
+        tags = {t for ts in main.source_tags().values() for t in ts} if main.sources else None
     else:   # still check the rule files the config names, as far as it can be read
         rule_paths = [r for r in _raw_names(doc.data, "rules") if isinstance(r, str)]
         channels = {c for c in _raw_names(doc.data, "channels") if isinstance(c, str)}
-        source_names = None
     loaded, found = load_rules([*rule_paths, *(extra_rules or [])])
     problems.extend(found)
     for rule, rdoc, where in loaded.rules:
         problems.extend(rdoc.problem((*where, "notify"), f"unknown channel {ch!r}")
                         for ch in rule.notify or [] if ch not in channels)
-    warnings = _warnings(loaded, source_names)
+    warnings = _warnings(loaded, source_names, tags)
     ruleset, found = compile_rules(loaded)
     problems.extend(found)
     if problems or main is None:

@@ -232,6 +232,7 @@ class QuietState:
     since: datetime
     quiet_at: datetime | None = None
     alert_id: str | None = None
+    silenced_by: str | None = None   # the silence that held the spell's alert back
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,6 +173,9 @@ class Pipeline:
                 self.metrics.silenced.labels(a.rule_id).inc()
             if a.kind == "quiet":
                 extra["resolved"] = bool((a.detail or {}).get("resolved"))
+                if "source" not in kw:
+                    extra["source"] = next((n for n, i in self.source_ids.items()
+                                            if i == a.source_id), None)
             log.info("alert raised", rule=a.rule_id, severity=a.severity, kind=a.kind,
                      title=a.title, url=a.url, article_id=a.article_id, alert_id=a.id,
                      **extra, **kw)

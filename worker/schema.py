@@ -241,6 +241,7 @@ class QuietWatch(Base):
     since: Mapped[datetime] = mapped_column(UTCDateTime)
     quiet_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     alert_id: Mapped[str | None] = mapped_column(String(26))
+    silenced_by: Mapped[str | None] = mapped_column(String(26))
 
 
 class SilenceRow(Base):

@@ -48,12 +48,21 @@ def _problems(args: argparse.Namespace, main: config.MainConfig) -> list[str]:
     if problems:
         raise ConfigError(problems)
     out: list[str] = []
-    if not (args.rule or args.source or args.match):
+    for flag in ("rule", "source", "match"):
+        given = getattr(args, flag) or []
+        if len(given) > 1:
+            out.append(f"--{flag} given {len(given)} times: a silence has one of each, and "
+                       "every one given must hold (add one silence for each)")
+        setattr(args, flag, given[-1] if given else None)
+    if args.rule is None and args.source is None and args.match is None:
         out.append("a silence needs --rule, --source and/or --match (every one given must "
                    "hold)")
-    rules = {r.id for r, _, _ in loaded.rules}
+    rules = {r.id: r for r, _, _ in loaded.rules}
     if args.rule and args.rule not in rules:
-        out.append(f"--rule: no rule {args.rule!r}{_hint(args.rule, rules)}")
+        out.append(f"--rule: no rule {args.rule!r}{_hint(args.rule, set(rules))}")
+    elif args.rule and args.match is not None and rules[args.rule].quiet is not None:
+        out.append(f"--match: {args.rule!r} is a quiet rule: its alerts are about a source, "
+                   "with no article to hold a term, so this silence would match nothing")
     if args.source:
         names = {s.name for s in main.sources} | {config.seed_source_name(f) for f in main.seeds}
         tags = {t for ts in main.source_tags().values() for t in ts}
@@ -67,7 +76,7 @@ def _problems(args: argparse.Namespace, main: config.MainConfig) -> list[str]:
     if args.match is not None:
         out += [f"--match: {p}" for p in check_term(args.match, dict(loaded.entities))]
     if (args.duration is None) == (args.until is None):
-        out.append("give one of --for DURATION and --until TIME")
+        out.append("give one of --for DURATION and --until TIME (only one)")
     return out
 
 
@@ -77,14 +86,20 @@ def _add(args: argparse.Namespace, main: config.MainConfig, store: Database) -> 
     try:
         start = _time(args.start, "--start") if args.start else now
         if args.duration is not None:
-            end = start + parse_positive_duration(args.duration)
+            try:
+                end = start + parse_positive_duration(args.duration)
+            except ValueError as exc:
+                raise ValueError(f"--for: {exc}") from None
+            if end <= now:
+                problems.append(f"--start and --for: the silence would end at {iso(end)}, "
+                                "already past")
         elif args.until is not None:
             end = _time(args.until, "--until")
             if end <= max(start, now):
                 problems.append(f"--until: {iso(end)} is already past"
                                 if end <= now else "--until: must be after --start")
     except ValueError as exc:
-        problems.append(str(exc).removeprefix("Value error, "))
+        problems.append(str(exc))
     if problems:
         for p in problems:
             print(f"raqib: silence add: {p}", file=sys.stderr)

@@ -69,11 +69,16 @@ class Silencing:
         no silence is in force). *articles*: the articles of this unit by id (others are
         read from the database when a term must be checked)."""
         found = stored.overlapping(conn, now - LOOKBACK, now + timedelta(seconds=1))
-        return self.silencer_for(found, conn, articles) if found else None
+        return self.silencer_for(found, conn, articles, now=now) if found else None
 
     def silencer_for(self, silences: Sequence[Silence], conn: Connection | None,
-                     articles: Mapping[int, Article] | None = None) -> Silencer | None:
-        """A silencer over *silences* (articles looked up in *articles*, then on *conn*)."""
+                     articles: Mapping[int, Article] | None = None, *,
+                     now: datetime | None = None) -> Silencer | None:
+        """A silencer over *silences* (articles looked up in *articles*, then on *conn*). A
+        silence holds an alert back when it is in force at the alert's time, or at *now*,
+        when the alert is raised: an alert dated in the past (a rule's catch-up over recent
+        articles, a throttle's flush, a quiet spell found by the last check) is held by a
+        silence that was added since."""
         if not silences:
             return None
         known = dict(articles or {})
@@ -101,8 +106,9 @@ class Silencing:
 
         def silencer(record: AlertRecord, candidate: Candidate | None) -> str | None:
             at = record.created_at
-            live = [s for s in silences if s.active(at) and
-                    (s.rule_id is None or s.rule_id == record.rule_id)]
+            live = [s for s in silences
+                    if (s.active(at) or (now is not None and s.active(now)))
+                    and (s.rule_id is None or s.rule_id == record.rule_id)]
             if not live:
                 return None
             art = article(record.article_id) if record.article_id is not None else None

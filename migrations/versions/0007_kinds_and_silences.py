@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("since", When, nullable=False),
         sa.Column("quiet_at", When, nullable=True),
         sa.Column("alert_id", sa.String(length=26), nullable=True),
+        sa.Column("silenced_by", sa.String(length=26), nullable=True),
         sa.ForeignKeyConstraint(["source_id"], ["sources.id"],
                                 name=op.f("fk_quiet_watch_source_id_sources"),
                                 ondelete="CASCADE"),

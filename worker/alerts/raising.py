@@ -260,11 +260,16 @@ def check_quiet(spec: AlertSpec, sources: Mapping[int, tuple[str, datetime]],
         events += [(e.at, sid, e) for e in found]
     out: list[Outcome] = []
 
-    def write(sid: int, at: datetime, detail: dict[str, Any]) -> AlertRecord | None:
-        record = _silenced(AlertRecord(
+    def write(sid: int, at: datetime, detail: dict[str, Any], *,
+              follows: QuietState | None = None) -> AlertRecord | None:
+        record = AlertRecord(
             id=new_id(at), rule_id=rid, rule_title=spec.rule_title, severity=spec.severity,
             story_id=None, article_id=None, created_at=at, channels=spec.channels,
-            detail=detail, kind="quiet", source_id=sid), None, silencer)
+            detail=detail, kind="quiet", source_id=sid)
+        # A resolved notice goes where its quiet alert went: held back with it by a silence,
+        # or sent as it was, whatever silence came since (the desk must hear the end).
+        record = _silenced(record, None, silencer) if follows is None else \
+            replace(record, silenced_by=follows.silenced_by)
         return record if ledger.add_alert(record) else None
 
     def quiet_detail(event: policy.QuietEvent, sid: int) -> dict[str, Any]:
@@ -288,7 +293,8 @@ def check_quiet(spec: AlertSpec, sources: Mapping[int, tuple[str, datetime]],
         detail["held"] = {"count": len(held), "titles": [sources[s.source_id][0] for s in held]}
         record = write(newest.source_id, at, detail)
         for s in held:
-            states[s.source_id] = replace(s, alert_id=record.id if record else None)
+            states[s.source_id] = replace(s, alert_id=record.id if record else None,
+                                          silenced_by=record.silenced_by if record else None)
         out.append(Outcome(None, rid, Decision(Reason.FLUSH), record))
 
     for at, sid, event in sorted(events, key=lambda e: (e[0], e[1], e[2].resolved)):
@@ -302,7 +308,8 @@ def check_quiet(spec: AlertSpec, sources: Mapping[int, tuple[str, datetime]],
             written = None if held else write(sid, at, quiet_detail(event, sid))
             reason = Reason.HELD if held else reason
             states[sid] = replace(state, since=event.since, quiet_at=at,
-                                  alert_id=written.id if written else None)
+                                  alert_id=written.id if written else None,
+                                  silenced_by=written.silenced_by if written else None)
         else:
             first = next(n for n in news[sid] if n.at == at)
             if state.alert_id is not None:   # a spell the throttle still holds ends quietly
@@ -311,8 +318,9 @@ def check_quiet(spec: AlertSpec, sources: Mapping[int, tuple[str, datetime]],
                               "within_seconds": within,
                               "article": {"id": first.article_id, "title": first.title,
                                           "url": first.url}},
-                    "resolved": True, "resolves": state.alert_id})
-            states[sid] = replace(state, since=at, quiet_at=None, alert_id=None)
+                    "resolved": True, "resolves": state.alert_id}, follows=state)
+            states[sid] = replace(state, since=at, quiet_at=None, alert_id=None,
+                                  silenced_by=None)
         out.append(Outcome(None, rid, Decision(reason), written))
     flush(now)
     for sid, state in states.items():

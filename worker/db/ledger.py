@@ -138,12 +138,14 @@ class SqlLedger:
 
     def quiet_state(self, rule_id: str, source_id: int) -> QuietState | None:
         row = self.conn.execute(
-            select(QuietWatch.since, QuietWatch.quiet_at, QuietWatch.alert_id)
+            select(QuietWatch.since, QuietWatch.quiet_at, QuietWatch.alert_id,
+                   QuietWatch.silenced_by)
             .where(QuietWatch.rule_id == rule_id, QuietWatch.source_id == source_id)).first()
         return None if row is None else QuietState(rule_id, source_id, *row)
 
     def set_quiet_state(self, state: QuietState) -> None:
-        values = {"since": state.since, "quiet_at": state.quiet_at, "alert_id": state.alert_id}
+        values = {"since": state.since, "quiet_at": state.quiet_at, "alert_id": state.alert_id,
+                  "silenced_by": state.silenced_by}
         stmt = insert(self.dialect, QuietWatch).values(
             rule_id=state.rule_id, source_id=state.source_id, **values)
         self.conn.execute(stmt.on_conflict_do_update(

@@ -48,18 +48,18 @@ class Silences:
         return None if row is None else Silence(*row)
 
     def expire(self, silence_id: str) -> Silence | None:
-        """End a silence now (one that has not started ends before it begins). Returns it as
-        it now stands, or None when there is no such silence."""
+        """End a silence now (one that has not started never will). Returns it as it now
+        stands, or None when there is no such silence."""
         with self.units.unit("expire a silence") as uow:
             row = uow.conn.execute(select(*_COLUMNS).where(SilenceRow.id == silence_id)).first()
             if row is None:
                 return None
             found = Silence(*row)
-            if found.ends_at > uow.now:
-                end = max(uow.now, found.starts_at)
+            if found.ends_at > uow.now:   # one not started yet ends before it begins
+                start = min(found.starts_at, uow.now)
                 uow.conn.execute(update(SilenceRow).where(SilenceRow.id == silence_id)
-                                 .values(ends_at=end))
-                return Silence(*(*row[:2], end, *row[3:]))
+                                 .values(starts_at=start, ends_at=uow.now))
+                return Silence(found.id, start, uow.now, *row[3:])
             return found
 
     def listing(self, *, include_expired: bool = False) -> list[tuple[Silence, int]]:

@@ -6,6 +6,7 @@ expression) are reported as ``FILE:LINE`` problems; every problem in every file 
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 import unicodedata
@@ -195,7 +196,9 @@ class _Compiler:
         if eid in self.entity_patterns:
             return self.entity_patterns[eid]
         if eid not in self.entities:
-            self.problems.append(doc.problem(loc, f"unknown entity '@{eid}'"))
+            close = difflib.get_close_matches(eid, list(self.entities), n=1)
+            hint = f" (did you mean '@{close[0]}'?)" if close else ""
+            self.problems.append(doc.problem(loc, f"unknown entity '@{eid}'{hint}"))
             return None
         entity, edoc, where = self.entities[eid]
         pids: set[int] = set()
