@@ -70,6 +70,16 @@ def test_standard_library_loggers_too(json_logs: pytest.CaptureFixture[str]) -> 
     datetime.fromisoformat(str(event["timestamp"]))
 
 
+def test_a_job_woken_while_it_runs_is_no_warning(json_logs: pytest.CaptureFixture[str]) -> None:
+    configure()
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    scheduler.warning('Execution of job "%s" skipped: maximum number of running instances '
+                      "reached (%d)", "Daemon._dispatch", 1)
+    scheduler.warning("Run time of job %s was missed by %s", "Daemon._dispatch", "0:00:02")
+    assert [e["event"] for e in lines(json_logs)] == [
+        "Run time of job Daemon._dispatch was missed by 0:00:02"]   # other warnings stay
+
+
 def test_what_json_cannot_write_is_its_repr_without_secrets(
         json_logs: pytest.CaptureFixture[str]) -> None:
     class Opaque:

@@ -92,3 +92,15 @@ def configure(*, json: bool | None = None, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for noisy in ("apscheduler", "httpx", "httpcore", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _SkippedRun) for f in scheduler.filters):
+        scheduler.addFilter(_SkippedRun())
+
+
+class _SkippedRun(logging.Filter):
+    """Drops APScheduler's "skipped: maximum number of running instances reached": the
+    daemon's jobs run one at a time by design and are woken early when work arrives, so a
+    wake-up while the job runs is expected, not a warning (the running job sees the work)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
