@@ -178,7 +178,10 @@ class Desk:
                 "sources": [{"name": n, "url": f"https://feeds.example/{n}", "tags": t}
                             for n, t in SOURCES],
                 "channels": {"log": {"type": "file", "path": str(self.tmp / "alerts.jsonl")}},
-                "defaults": {"notify": ["log"]}}))
+                "defaults": {"notify": ["log"]},
+                # the streams check quiet rules every 30 minutes of their clock: heartbeats
+                # further apart than the lease would be gaps in raqib's running time
+                "workers": {"lease": "1h", "heartbeat": "10m"}}))
         cfg = config.load_config(str(path), env={})
         db = Database(self.url)
         db.migrate()
@@ -372,6 +375,8 @@ def test_a_quiet_source_fires_once_per_spell_and_resolves(tmp_path: Path, db_url
     lines = [yaml.safe_load(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     assert [(x["kind"], x["resolved"]) for x in lines if x["rule"]["id"] == "quiet-arabic"] == [
         ("quiet", False), ("quiet", True), ("quiet", False)]
+    # retention still prunes: a quiet alert points to no article (and holds none back)
+    assert desk.p.db.prune(desk.clock.now) > 0
 
 
 def test_quiet_restart_in_the_middle_changes_nothing(tmp_path: Path, db_url: str) -> None:
@@ -397,8 +402,10 @@ def test_a_throttled_quiet_rule_holds_sources_and_folds_them_into_one_alert(
     assert replayed(desk, tmp_path)["quiet-any"] == [key(a) for a in desk.alerts("quiet-any")]
 
 
-def replayed(desk: Desk, tmp: Path) -> dict[str, list[tuple[Any, ...]]]:
-    results = backtest(desk.p.cfg.main, desk.p.db, [str(tmp / "rules.yaml")], clock=desk.clock)
+def replayed(desk: Desk, tmp: Path,
+             since: datetime | None = None) -> dict[str, list[tuple[Any, ...]]]:
+    results = backtest(desk.p.cfg.main, desk.p.db, [str(tmp / "rules.yaml")], clock=desk.clock,
+                       since=since)
     out = {}
     for r in results:
         rows = []
@@ -423,6 +430,13 @@ def test_backtest_gives_the_same_alerts_as_live(tmp_path: Path, db_url: str) -> 
         live = [key(a) for a in desk.alerts(rule)]
         assert live, rule
         assert got[rule] == live, rule
+    # from --since, the replay remembers what came before (the spike's baseline, sightings)
+    since = T0 + timedelta(hours=29)
+    got = replayed(desk, tmp_path, since=since)
+    for rule in ("asad-spike", "flat-spike", "base-first", "term-first"):
+        live = [key(a) for a in desk.alerts(rule)
+                if datetime.fromisoformat(a["created_at"]) >= since]
+        assert got[rule] == live, rule
 
 
 def test_backtest_replays_quiet_spells(tmp_path: Path, db_url: str) -> None:
@@ -442,6 +456,7 @@ def test_backtest_replays_quiet_spells(tmp_path: Path, db_url: str) -> None:
     ("{id: x, match: a, first_seen: {by: entity, within: 30d}}", "needs an @entity"),
     ("{id: x, match: a, first_seen: {by: place, within: 30d}}", "first_seen.by"),
     ("{id: x, match: a, spike: {within: 1h, factor: 0.5}}", "factor"),
+    ("{id: x, match: a, spike: {within: 99999999999d}}", "too long"),
 ])
 def test_bad_rules_of_the_new_kinds_name_file_and_line(tmp_path: Path, rule: str,
                                                        message: str) -> None:
@@ -466,3 +481,58 @@ def test_a_quiet_rule_watching_a_tag_no_source_has_is_warned_about(tmp_path: Pat
                for w in warnings), warnings
     assert any("no configured source is named 'rudaw' (did you mean 'rudaw-ar'?)" in w
                for w in warnings), warnings
+
+
+def test_a_suspended_worker_is_not_running(tmp_path: Path, db_url: str) -> None:
+    """A worker whose heartbeats stop for longer than a lease (its machine suspended, its
+    process stopped) was not running then: that time makes no source quiet."""
+    desk = Desk(tmp_path, db_url, Clock(T0)).start()
+    n = 0
+    for minutes in [*range(0, 3 * 60 + 1, 30), *range(8 * 60, 14 * 60 + 1, 30)]:
+        desk.clock.now = T0 + timedelta(minutes=minutes)   # nothing runs from 3:00 to 8:00
+        if minutes == 60:
+            desk.article("s-ar", "خبر", n := n + 1)
+        if minutes % 60 == 0:
+            desk.article("s-ar2", "أخبار", n := n + 1)
+        desk.p.check_quiet()
+    got = [(a["created_at"], a["source"]["name"]) for a in desk.alerts("quiet-arabic")]
+    # 6 running hours after s-ar's news at 1:00: 2 before the gap, 4 after it
+    assert got == [("2026-12-01T12:00:00Z", "s-ar")]
+
+
+def test_a_base_first_named_in_an_update_of_an_alerted_story_is_new_next_time(
+        tmp_path: Path, db_url: str) -> None:
+    desk = Desk(tmp_path, db_url, Clock(T0)).start()
+    first = Article(source="s-wire", title="Rockets near Erbil", body="Rockets fell near Erbil.",
+                    url="https://news.example/r", guid="r1")
+    desk.p.ingest("s-wire", [first])
+    desk.clock.advance(hours=1)
+    desk.p.ingest("s-wire", [Article(source="s-wire", title="Rockets near Erbil",
+                                     body="Rockets fell near Erbil and the Harir base.",
+                                     url="https://news.example/r", guid="r1")])
+    desk.clock.advance(days=2)
+    desk.article("s-en", "a convoy left Harir", 7)
+    got = [[n["key"] for n in a["first_seen"]["new"]] for a in desk.alerts("base-first")]
+    assert got == [["erbil"], ["harir"]]   # the update's story had alerted: Harir waits
+
+
+def test_a_quiet_rule_back_after_a_while_does_not_page_for_spells_that_came_and_went(
+        tmp_path: Path, db_url: str) -> None:
+    desk = Desk(tmp_path, db_url, Clock(T0)).start()
+    rules = tmp_path / "rules.yaml"
+    with_quiet = rules.read_text()
+    n = 0
+    for hours in range(0, 40):
+        desk.clock.now = T0 + timedelta(hours=hours)
+        if hours in (1, 20, 25, 30, 35):              # s-ar: quiet from 1 to 20 only
+            desk.article("s-ar", "خبر", n := n + 1)
+        desk.article("s-ar2", "أخبار", n := n + 1)
+        if hours == 2:                                # the quiet rule goes away …
+            rules.write_text(with_quiet.replace("quiet-arabic", "quiet-arabic-away"))
+            desk.p.apply(config.load_config(str(tmp_path / "raqib.yaml"), env={}))
+        if hours == 25:                               # … and comes back
+            rules.write_text(with_quiet)
+            desk.p.apply(config.load_config(str(tmp_path / "raqib.yaml"), env={}))
+        desk.p.check_quiet()
+    # s-ar was quiet from 7:00 to 20:00 while the rule was away: nothing about that spell
+    assert [a["source"]["name"] for a in desk.alerts("quiet-arabic")] == []

@@ -292,3 +292,15 @@ def test_a_resolved_notice_goes_where_its_quiet_alert_went(tmp_path: Path) -> No
            for a in desk.alerts("quiet-arabic")]
     assert sorted(got) == [("s-ar", False, None), ("s-ar", True, None),
                            ("s-ar2", False, "Q2"), ("s-ar2", True, "Q2")]
+
+
+def test_a_silence_whose_term_no_longer_compiles_matches_nothing_and_breaks_nothing(
+        tmp_path: Path, db_url: str) -> None:
+    desk = desk_with(tmp_path, db_url, Clock(T0))
+    # its entity was removed from the rules after the silence was added
+    silence(desk, "GONE", term="@removed-entity")
+    silence(desk, "OK", term="Erbil")
+    story(desk, "s-en", "Erbil", 1)
+    story(desk, "s-en", "Ain al-Asad", 2)
+    assert silenced_by(desk, "erbil-watch") == ["OK"]
+    assert silenced_by(desk, "asad-watch") == [None]

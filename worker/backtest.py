@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +22,15 @@ from worker.alerts.ledger import MemoryLedger
 from worker.alerts.raising import Silencer, check_quiet, flush_held, next_flush, raise_alerts
 from worker.db import Database
 from worker.db.quiet import SqlQuietFacts, running_spans
-from worker.domain import AlertRecord, Article, Candidate, Explanation, News, QuietState
+from worker.domain import (
+    AlertRecord,
+    AlertSpec,
+    Article,
+    Candidate,
+    Explanation,
+    News,
+    QuietState,
+)
 from worker.errors import ConfigError
 from worker.payload import iso
 from worker.pipeline import alert_spec, sighting_keys
@@ -140,7 +148,11 @@ def backtest(main: config.MainConfig, db: Database, paths: list[str], *,
     explained: dict[tuple[str, int], tuple[Explanation, ...]] = {}
     news: dict[int, list[News]] = defaultdict(list)
     names: dict[int, str] = {}
-    total = db.listings.count_articles(since) if progress else 0
+    # From --since, the replay starts earlier by the longest memory of any rule (a window,
+    # a spike's baseline, a first sighting's window, a throttle), so what it decides from
+    # --since on is what live alerting decided; alerts before --since are not reported.
+    start = since - warm_up(specs.values()) if since is not None else None
+    total = db.listings.count_articles(start) if progress else 0
 
     with db.units.read("backtest") as conn:
         silencer = silencing.silencer_for(stored_silences, conn)
@@ -150,7 +162,7 @@ def backtest(main: config.MainConfig, db: Database, paths: list[str], *,
                 flush_held(specs, ledger, due, silencer=silencer)
 
         n = 0
-        for n, stored in enumerate(db.iter_articles(since), 1):
+        for n, stored in enumerate(db.iter_articles(start), 1):
             flush_until(stored.fetched_at)
             names[stored.source_id] = stored.source
             news[stored.source_id].append(News(stored.fetched_at, stored.id, stored.title,
@@ -180,7 +192,20 @@ def backtest(main: config.MainConfig, db: Database, paths: list[str], *,
             _replay_quiet(db, ruleset, specs, ledger=ledger, facts=_Facts(news), names=names,
                           tags=tags, since=since, now=now, lease=main.workers.lease,
                           silencer=silencer)
-    return _results(rules, ledger.alerts, about, explained, names)
+    shown = [a for a in ledger.alerts if since is None or a.created_at >= since]
+    return _results(rules, shown, about, explained, names)
+
+
+def warm_up(specs: Iterable[AlertSpec]) -> timedelta:
+    """How far back the rules' decisions look: the longest window, spike baseline, first
+    sighting window or throttle."""
+    longest = timedelta(0)
+    for s in specs:
+        spans = [s.when[1] if s.when else None, s.throttle,
+                 s.spike.within + s.spike.baseline if s.spike else None,
+                 s.first_seen.within if s.first_seen else None]
+        longest = max([longest, *(x for x in spans if x is not None)])
+    return longest
 
 
 def _replay_quiet(db: Database, ruleset: RuleSet, specs: dict[str, Any], *,
@@ -198,6 +223,8 @@ def _replay_quiet(db: Database, ruleset: RuleSet, specs: dict[str, Any], *,
         assert r.quiet is not None
         watched: dict[int, tuple[str, datetime]] = {}
         for sid, name, kind, created in sources:
+            if name not in tags:
+                continue   # no longer configured: not watched (as live)
             chosen = (kind == "feed") if r.quiet.sources is None else any(
                 source_matches(sel, name, tags.get(name, ())) for sel in r.quiet.sources)
             if chosen:

@@ -340,6 +340,9 @@ def _warnings(loaded: LoadedRules, source_names: set[str] | None,
         loc, names = (*where, "sources"), rule.sources or []
         if rule.quiet is not None:
             loc, names = (*where, "quiet", "sources"), rule.quiet.sources or []
+            if rule.quiet.sources == []:
+                warnings.append(rdoc.problem(loc, "warning: quiet: sources: [] watches no "
+                                                  "source (leave it out to watch every feed)"))
         for name in names:
             if name.startswith("tag:"):
                 if tags is None or name[4:] in tags:
@@ -352,6 +355,20 @@ def _warnings(loaded: LoadedRules, source_names: set[str] | None,
                     f"warning: no configured source is named {name!r}"
                     f"{_did_you_mean(name, source_names)}")))
     return warnings
+
+
+def _retention_warnings(loaded: LoadedRules, retention: timedelta) -> list[Problem]:
+    """Rules that count hits further back than retention keeps articles (their hits go with
+    the articles): a window or a spike's baseline would count less than it should."""
+    out: list[Problem] = []
+    for rule, rdoc, where in loaded.rules:
+        back = rule.when.within if rule.when is not None else \
+            rule.spike.within + rule.spike.baseline if rule.spike is not None else None
+        if back is not None and back > retention:
+            out.append(rdoc.problem(where, (
+                f"warning: rule {rule.id!r} counts matches {back} back, but retention keeps "
+                f"articles {retention}: it would count fewer than there were")))
+    return out
 
 
 def _load_config(path: str, env: Mapping[str, str] | None,
@@ -376,6 +393,8 @@ def _load_config(path: str, env: Mapping[str, str] | None,
         problems.extend(rdoc.problem((*where, "notify"), f"unknown channel {ch!r}")
                         for ch in rule.notify or [] if ch not in channels)
     warnings = _warnings(loaded, source_names, tags)
+    if main is not None and main.retention is not None:
+        warnings += _retention_warnings(loaded, main.retention)
     ruleset, found = compile_rules(loaded)
     problems.extend(found)
     if problems or main is None:

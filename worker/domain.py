@@ -233,6 +233,7 @@ class QuietState:
     quiet_at: datetime | None = None
     alert_id: str | None = None
     silenced_by: str | None = None   # the silence that held the spell's alert back
+    checked_at: datetime | None = None   # the last check of the watch
 
 
 @dataclass(frozen=True, slots=True)

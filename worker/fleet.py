@@ -111,7 +111,7 @@ class Fleet:
             self.register()
         held = self.db.leases.renew(self.id, self.lease)
         self.db.leases.beat(self.id, rules_digest=self.digests[0],
-                            config_digest=self.digests[1])
+                            config_digest=self.digests[1], lease=self.lease)
         self._beat_at = time.monotonic()
         self.metrics.leases_held.labels("sources").set(held.sources)
         self.metrics.leases_held.labels("deliveries").set(held.deliveries)

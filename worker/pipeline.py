@@ -226,11 +226,11 @@ class Pipeline:
     def quiet_sources(self, rule: config.Rule) -> list[int]:
         """The ids of the sources a quiet rule watches (every feed when it names none)."""
         assert rule.quiet is not None
-        tags = self.cfg.main.source_tags()
+        tags = self.cfg.main.source_tags()   # the configured sources (seed folders too)
         if rule.quiet.sources is None:
             names = [s.name for s in self.cfg.main.sources]
         else:
-            names = [n for n in self.source_ids
+            names = [n for n in tags
                      if any(source_matches(sel, n, tags.get(n, ())) for sel in rule.quiet.sources)]
         return sorted(self.source_ids[n] for n in names if n in self.source_ids)
 

@@ -242,6 +242,7 @@ class QuietWatch(Base):
     quiet_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     alert_id: Mapped[str | None] = mapped_column(String(26))
     silenced_by: Mapped[str | None] = mapped_column(String(26))
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SilenceRow(Base):
@@ -332,6 +333,9 @@ class Worker(Base):
     schema_version: Mapped[str] = mapped_column(String(40))   # the migration head it expects
     rules_digest: Mapped[str] = mapped_column(String(64))
     config_digest: Mapped[str] = mapped_column(String(64))
+    # Since when it has been beating without a gap longer than a lease (a suspended machine,
+    # a stopped process): quiet rules count running time from here; gaps go to ``uptime``.
+    running_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Lease(Base):

@@ -100,6 +100,10 @@ def _add(args: argparse.Namespace, main: config.MainConfig, store: Database) -> 
                                 if end <= now else "--until: must be after --start")
     except ValueError as exc:
         problems.append(str(exc))
+    except OverflowError:
+        problems.append("--start, --for or --until: too far in the future")
+    if len(args.by or "") > 200 or len(args.comment) > 10_000:
+        problems.append("--by is at most 200 characters, --comment 10,000")
     if problems:
         for p in problems:
             print(f"raqib: silence add: {p}", file=sys.stderr)

@@ -13,16 +13,18 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy import Connection, select
 
 from worker.alerts.raising import Silencer
 from worker.db import silences as stored
 from worker.domain import AlertRecord, Article, Candidate, Silence
-from worker.errors import ConfigError
 from worker.rules import RuleSet
 from worker.rules.compile import compile_terms
 from worker.schema import Article as ArticleRow
 from worker.schema import Source
+
+log = structlog.get_logger("raqib.silences")
 
 # Alerts may be dated a little in the past (a flushed throttle, a quiet spell): silences that
 # ended up to this long ago are read too, and each is checked at the alert's own time.
@@ -48,7 +50,9 @@ class Silencing:
         self._terms: tuple[tuple[tuple[str, str], ...], int, RuleSet] | None = None
 
     def terms(self, silences: Sequence[Silence]) -> RuleSet | None:
-        """The silences' terms compiled (cached while they and the entities stay the same)."""
+        """The silences' terms compiled (cached while they and the entities stay the same).
+        A term that no longer compiles (it names an entity since removed from the rules) is
+        left out, with a warning: that silence matches nothing, and nothing else fails."""
         wanted = tuple(sorted((s.id, s.term) for s in silences if s.term))
         if not wanted:
             return None
@@ -58,8 +62,17 @@ class Silencing:
                 return self._terms[2]
             ruleset, problems = compile_terms(dict(wanted), entities,  # type: ignore[arg-type]
                                               origin="silence")
-            if problems:   # checked when added; an entity since removed from the rules
-                raise ConfigError(problems)
+            if problems:
+                good = {}
+                for sid, term in wanted:
+                    if check_term(term, entities):
+                        log.warning("silence term does not compile any more; the silence "
+                                    "matches nothing", silence=sid, term=term,
+                                    problem=check_term(term, entities)[0])
+                    else:
+                        good[sid] = term
+                ruleset, _ = compile_terms(good, entities,  # type: ignore[arg-type]
+                                           origin="silence")
             self._terms = (wanted, id(entities), ruleset)
             return ruleset
 
@@ -124,7 +137,7 @@ class Silencing:
                         continue   # a quiet source has no article to hold the term
                     if held_terms is None:
                         held_terms = {m.rule_id for m in ruleset.match(art)}
-                    if s.id not in held_terms:
+                    if s.id not in held_terms:   # (a term that no longer compiles: never)
                         continue
                 return s.id
             return None

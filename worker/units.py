@@ -29,11 +29,18 @@ _RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, 
 _DIGEST = re.compile(r"^\s*(hourly|daily\s+(\d{1,2}):(\d{2})(?:\s+(\S+))?)\s*$")
 
 
+# Longer than any window a rule needs, and short enough that "now" plus or minus two of them
+# stays a date.
+MAX_DURATION = timedelta(days=36_500)
+
+
 def parse_duration(value: object) -> timedelta:
     """``90s``, ``15m``, ``6h``, ``7d``, ``2w``, ``1h30m``; a bare number is seconds."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if abs(value) > MAX_DURATION.total_seconds():
+            raise ValueError(f"too long: {value!r} seconds (at most 100 years)")
         return timedelta(seconds=value)
     if not isinstance(value, str):
         raise ValueError("a duration is a string such as 30s, 15m, 6h or 7d")  # noqa: TRY004
@@ -42,6 +49,8 @@ def parse_duration(value: object) -> timedelta:
     if not parts or "".join(p.group(0) for p in parts).replace(" ", "") != text.replace(" ", ""):
         raise ValueError(f"not a duration: {value!r} (use 30s, 15m, 6h, 7d …)")
     seconds = sum(float(p.group(1)) * _UNIT_SECONDS[p.group(2)] for p in parts)
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"too long: {value!r} (at most 100 years)")
     return timedelta(seconds=seconds)
 
 

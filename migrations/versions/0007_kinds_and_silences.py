@@ -34,6 +34,8 @@ def upgrade() -> None:
         batch.alter_column("kind", server_default=None)
     with op.batch_alter_table("rule_state") as batch:
         batch.add_column(sa.Column("spiking", sa.Boolean(), nullable=True))
+    with op.batch_alter_table("workers") as batch:
+        batch.add_column(sa.Column("running_since", When, nullable=True))
     op.create_index(op.f("ix_articles_source_id_fetched_at"), "articles",
                     ["source_id", "fetched_at"], unique=False)
     op.create_table(
@@ -53,6 +55,7 @@ def upgrade() -> None:
         sa.Column("quiet_at", When, nullable=True),
         sa.Column("alert_id", sa.String(length=26), nullable=True),
         sa.Column("silenced_by", sa.String(length=26), nullable=True),
+        sa.Column("checked_at", When, nullable=True),
         sa.ForeignKeyConstraint(["source_id"], ["sources.id"],
                                 name=op.f("fk_quiet_watch_source_id_sources"),
                                 ondelete="CASCADE"),
@@ -88,6 +91,8 @@ def downgrade() -> None:
     op.drop_table("quiet_watch")
     op.drop_table("sightings")
     op.drop_index(op.f("ix_articles_source_id_fetched_at"), table_name="articles")
+    with op.batch_alter_table("workers") as batch:
+        batch.drop_column("running_since")
     with op.batch_alter_table("rule_state") as batch:
         batch.drop_column("spiking")
     op.execute("DELETE FROM alerts WHERE story_id IS NULL")

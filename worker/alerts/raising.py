@@ -94,10 +94,16 @@ def _first_seen(c: Candidate, ledger: Ledger, current: Target) -> Decision:
     spec = c.spec.first_seen
     assert spec is not None
     rid = c.spec.rule_id
-    decision = policy.first_seen(spec, c.keys, ledger.last_seen(rid, c.keys), at=c.at,
+    seen = ledger.last_seen(rid, c.keys)
+    decision = policy.first_seen(spec, c.keys, seen, at=c.at,
                                  story_alerted=bool(ledger.alerted(rid, [c.story_id])),
                                  current=current, labels=dict(c.spec.labels))
-    ledger.see(rid, c.keys, c.at)
+    keys: Sequence[str] = c.keys
+    if decision.reason is Reason.ALREADY_ALERTED:
+        # What is new in a story that has alerted (an update naming a base for the first
+        # time) is not taken as seen: the next story with it is its first sighting.
+        keys = [k for k in c.keys if k in seen and seen[k] > c.at - spec.within]
+    ledger.see(rid, keys, c.at)
     return decision
 
 
@@ -232,6 +238,20 @@ class QuietFacts(Protocol):
         ...
 
 
+def _watch(spec: AlertSpec, sid: int, began: datetime, state: QuietState | None, *,
+           facts: QuietFacts, spans: Sequence[policy.Span], now: datetime) -> QuietState:
+    """Where the watch of one source stands: as last left, or new (from its last news, or
+    when it began to be watched). A watch not checked for a whole window of running time
+    with no spell open (its rule was away from the configuration) starts anew too, rather
+    than paging for spells that came and went meanwhile."""
+    assert spec.quiet is not None
+    if state is not None and not (state.checked_at is not None and state.quiet_at is None
+                                  and policy.quiet_at(spans, state.checked_at, spec.quiet)
+                                  is not None):
+        return state
+    return QuietState(spec.rule_id, sid, facts.last_news(sid, now) or began)
+
+
 def check_quiet(spec: AlertSpec, sources: Mapping[int, tuple[str, datetime]],
                 facts: QuietFacts, *, spans: Sequence[policy.Span], ledger: Ledger,
                 now: datetime, new_id: NewId = ulid_at,
@@ -250,8 +270,8 @@ def check_quiet(spec: AlertSpec, sources: Mapping[int, tuple[str, datetime]],
     news: dict[int, list[News]] = {}
     events: list[tuple[datetime, int, policy.QuietEvent]] = []
     for sid, (_, began) in sorted(sources.items()):
-        state = ledger.quiet_state(rid, sid) or QuietState(rid, sid,
-                                                           facts.last_news(sid, now) or began)
+        state = _watch(spec, sid, began, ledger.quiet_state(rid, sid), facts=facts,
+                       spans=merged, now=now)
         news[sid] = facts.news(sid, state.since, now)
         found, _, _ = policy.quiet(spec.quiet, merged, state.since,
                                    open_spell=state.quiet_at is not None,
@@ -325,5 +345,6 @@ def check_quiet(spec: AlertSpec, sources: Mapping[int, tuple[str, datetime]],
     flush(now)
     for sid, state in states.items():
         last_news = max((n.at for n in news[sid]), default=state.since)
-        ledger.set_quiet_state(replace(state, since=max(state.since, last_news)))
+        ledger.set_quiet_state(replace(state, since=max(state.since, last_news),
+                                       checked_at=now))
     return out

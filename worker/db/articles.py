@@ -163,7 +163,10 @@ def prune(conn: Connection, before: datetime, batch: int) -> int:
     keys stay as tombstones. Returns how many went."""
     ids = list(conn.scalars(
         select(Article.id)
-        .where(Article.fetched_at < before, Article.id.not_in(select(Alert.article_id)),
+        # (NOT IN over a NULL is never true: quiet alerts have no article, so leave them out)
+        .where(Article.fetched_at < before,
+               Article.id.not_in(select(Alert.article_id)
+                                 .where(Alert.article_id.is_not(None))),
                Article.id.not_in(select(HeldAlert.article_id)))
         .limit(batch)))
     if ids:
@@ -176,4 +179,4 @@ def prune_stories(conn: Connection) -> None:
     """Stories left with no article and no alert."""
     conn.execute(delete(Story).where(
         Story.id.not_in(select(Article.story_id).where(Article.story_id.is_not(None))),
-        Story.id.not_in(select(Alert.story_id))))
+        Story.id.not_in(select(Alert.story_id).where(Alert.story_id.is_not(None)))))

@@ -185,12 +185,23 @@ class Leases:
                 schema_version=info.schema_version, rules_digest=info.rules_digest,
                 config_digest=info.config_digest))
 
-    def beat(self, worker_id: str, *, rules_digest: str, config_digest: str) -> datetime:
-        """Record that *worker_id* is alive, with what it runs now; returns the time."""
+    def beat(self, worker_id: str, *, rules_digest: str, config_digest: str,
+             lease: timedelta | None = None) -> datetime:
+        """Record that *worker_id* is alive, with what it runs now; returns the time. A beat
+        coming more than *lease* after the last one (the process was stopped or its machine
+        suspended) starts a new running span: the gap was no running time."""
         with self.units.unit("heartbeat") as uow:
-            uow.conn.execute(update(Worker).where(Worker.id == worker_id).values(
-                beat_at=uow.now, stopped_at=None, rules_digest=rules_digest,
-                config_digest=config_digest))
+            values: dict[str, object] = {"beat_at": uow.now, "stopped_at": None,
+                                         "rules_digest": rules_digest,
+                                         "config_digest": config_digest}
+            if lease is not None:
+                row = uow.conn.execute(select(Worker.started_at, Worker.running_since,
+                                              Worker.beat_at)
+                                       .where(Worker.id == worker_id)).first()
+                if row is not None and uow.now - row[2] > lease:
+                    keep_spans(uow.conn, uow.dialect, [(row[1] or row[0], row[2])])
+                    values["running_since"] = uow.now
+            uow.conn.execute(update(Worker).where(Worker.id == worker_id).values(**values))
             return uow.now
 
     def stopped(self, worker_id: str) -> None:
@@ -202,8 +213,9 @@ class Leases:
         """Remove the rows of workers not heard from since *before*, keeping when they ran
         (``uptime``: quiet rules count running time)."""
         with self.units.unit("forget old workers") as uow:
-            old = [(s, b) for s, b in uow.conn.execute(
-                select(Worker.started_at, Worker.beat_at).where(Worker.beat_at < before))]
+            old = [(r or s, b) for s, r, b in uow.conn.execute(
+                select(Worker.started_at, Worker.running_since, Worker.beat_at)
+                .where(Worker.beat_at < before))]
             keep_spans(uow.conn, uow.dialect, old)
             return int(uow.conn.execute(delete(Worker).where(Worker.beat_at < before))
                        .rowcount or 0)

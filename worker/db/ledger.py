@@ -139,13 +139,13 @@ class SqlLedger:
     def quiet_state(self, rule_id: str, source_id: int) -> QuietState | None:
         row = self.conn.execute(
             select(QuietWatch.since, QuietWatch.quiet_at, QuietWatch.alert_id,
-                   QuietWatch.silenced_by)
+                   QuietWatch.silenced_by, QuietWatch.checked_at)
             .where(QuietWatch.rule_id == rule_id, QuietWatch.source_id == source_id)).first()
         return None if row is None else QuietState(rule_id, source_id, *row)
 
     def set_quiet_state(self, state: QuietState) -> None:
         values = {"since": state.since, "quiet_at": state.quiet_at, "alert_id": state.alert_id,
-                  "silenced_by": state.silenced_by}
+                  "silenced_by": state.silenced_by, "checked_at": state.checked_at}
         stmt = insert(self.dialect, QuietWatch).values(
             rule_id=state.rule_id, source_id=state.source_id, **values)
         self.conn.execute(stmt.on_conflict_do_update(

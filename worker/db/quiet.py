@@ -49,13 +49,14 @@ class SqlQuietFacts:
 def running_spans(conn: Connection, now: datetime, lease: timedelta) -> list[Span]:
     """When raqib was running up to *now*: each registered worker from its start to its last
     heartbeat (to *now* for a worker whose heartbeat is within *lease*: it runs still), and
-    the spans kept of forgotten workers."""
+    the spans kept in ``uptime``: those of forgotten workers, and of a worker's runs before a
+    gap in its heartbeats (a suspended machine)."""
     spans: list[Span] = [(s, e) for s, e in conn.execute(
         select(Uptime.started_at, Uptime.ended_at))]
-    for started, beat, stopped in conn.execute(
-            select(Worker.started_at, Worker.beat_at, Worker.stopped_at)):
+    for started, since, beat, stopped in conn.execute(
+            select(Worker.started_at, Worker.running_since, Worker.beat_at, Worker.stopped_at)):
         end = beat if stopped is not None or now - beat > lease else now
-        spans.append((started, min(end, now)))
+        spans.append((since or started, min(end, now)))
     return spans
 
 
