@@ -88,7 +88,8 @@ def cmd_once(args: argparse.Namespace) -> int:
           f"alerts {report.alerts}, "
           f"delivered {report.delivery.sent}, delivery failures {report.delivery.failed}, "
           f"failed sources {len(report.failed_sources)}"
-          + (f" ({', '.join(report.failed_sources)})" if report.failed_sources else ""))
+          + (f" ({', '.join(report.failed_sources)})" if report.failed_sources else "")
+          + (f", failed tasks: {', '.join(report.failed_tasks)}" if report.failed_tasks else ""))
     return EXIT_OK if report.ok else EXIT_FAILED
 
 

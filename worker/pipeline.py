@@ -71,11 +71,12 @@ class PassReport:
     duplicates: int = 0
     alerts: int = 0
     failed_sources: list[str] = field(default_factory=list)
+    failed_tasks: list[str] = field(default_factory=list)   # the throttle flush, quiet rules
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
 
     @property
     def ok(self) -> bool:
-        return not self.failed_sources and not self.delivery.failed
+        return not self.failed_sources and not self.failed_tasks and not self.delivery.failed
 
 
 class Pipeline:
@@ -429,8 +430,12 @@ class Pipeline:
             report.updates += result.updates
             report.duplicates += result.duplicates
             report.alerts += len(result.alerts)
-        report.alerts += self.flush_held()
-        report.alerts += self.check_quiet()
+        for task, run in (("held", self.flush_held), ("quiet", self.check_quiet)):
+            try:
+                report.alerts += run()
+            except StorageError as exc:   # the rest of the pass still runs
+                log.error("task failed", task=task, error=str(exc))
+                report.failed_tasks.append(task)
         report.delivery = self.deliver(until_done=True)
         return report
 
