@@ -181,8 +181,53 @@ def _listing(args: argparse.Namespace, fetch: Callable[[Database], list[dict[str
     return EXIT_OK
 
 
+def _sources_opml(args: argparse.Namespace, settings: config.MainConfig) -> int:
+    """``sources import FILE.opml`` (a sources: block, printed or --out) and ``sources
+    export`` (the configured sources as OPML)."""
+    from worker import opml  # noqa: PLC0415 (only these commands need it)
+
+    if args.action == "export":
+        if args.file:
+            print("raqib: sources export takes no file (use --out FILE)", file=sys.stderr)
+            return EXIT_INVALID
+        text = opml.write((s.name, redact.url(s.url), s.tags) for s in settings.sources)
+    else:
+        if not args.file:
+            print("raqib: sources import needs an OPML file", file=sys.stderr)
+            return EXIT_INVALID
+        try:
+            data = Path(args.file).read_bytes()
+        except OSError as exc:
+            print(f"raqib: {args.file}: cannot read: {exc.strerror}", file=sys.stderr)
+            return EXIT_INVALID
+        names = {s.name for s in settings.sources} | {config.seed_source_name(f)
+                                                       for f in settings.seeds}
+        try:
+            feeds, problems = opml.read(data, args.file, taken=names,
+                                        known_urls=[s.url for s in settings.sources])
+        except opml.OpmlError as exc:
+            print(f"raqib: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        text = opml.as_yaml(feeds)
+        print(f"raqib: {len(feeds)} feed(s) read from {args.file}, {len(problems)} skipped",
+              file=sys.stderr)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def cmd_sources(args: argparse.Namespace) -> int:
     settings = _main_config(args)
+    if args.action is not None:
+        return _sources_opml(args, settings)
+    if args.file or args.out:
+        print("raqib: usage: raqib sources [--json] | sources import FILE.opml [--out F] | "
+              "sources export [--out F]", file=sys.stderr)
+        return EXIT_INVALID
     configured = {s.name for s in settings.sources} | {config.seed_source_name(f)
                                                        for f in settings.seeds}
 
@@ -432,6 +477,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "articles":
             p.add_argument("--source", metavar="NAME")
             p.add_argument("--limit", type=_positive_int, metavar="N")
+        if name == "sources":
+            p.add_argument("action", nargs="?", choices=["import", "export"],
+                           help="import FILE.opml: a sources: block from an OPML file; "
+                                "export: the configured sources as OPML")
+            p.add_argument("file", nargs="?", metavar="FILE.opml")
+            p.add_argument("--out", metavar="FILE", help="import/export: write here, not to "
+                                                          "standard output")
         if name == "alerts":
             p.add_argument("action", nargs="?", choices=["retry"],
                            help="retry ID: send an alert's undelivered deliveries again")
