@@ -226,7 +226,9 @@ def test_compose_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.chdir(ROOT)
     cfg = config.load_config("deploy/raqib.compose.yaml",
-                             env={"RAQIB_DATABASE": "postgresql+psycopg://raqib@postgres/raqib"})
+                             env={"RAQIB_DATABASE": "postgresql+psycopg://raqib@postgres/raqib",
+                                  "RAQIB_HTTP_TOKEN": "a-token-of-the-deployment"})
+    assert cfg.main.http.token == "a-token-of-the-deployment"
     assert set(cfg.main.channels) == {"mailpit", "local-log"}
     import yaml  # noqa: PLC0415
 

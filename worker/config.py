@@ -14,11 +14,14 @@ import base64
 import binascii
 import difflib
 import gc
+import ipaddress
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -162,8 +165,43 @@ class Defaults(Model):
     notify: list[str] = []
 
 
+def check_listen(value: str) -> str:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) with a port from 0 (any free one) to 65535."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen is HOST:PORT, such as 127.0.0.1:8780, not {value!r}")
+    host = host.strip("[]")
+    if not host or not re.fullmatch(r"[A-Za-z0-9.:_-]+", host):
+        raise ValueError(f"listen: {host!r} is not a host name or address")
+    return value.strip()
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether ``HOST:PORT`` only listens on this machine."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False   # a host name: whatever it resolves to, not known to be loopback
+
+
 class Http(Model):
-    listen: str = "127.0.0.1:8780"
+    """The daemon's endpoint. Beyond loopback it needs ``token`` (sent as ``Authorization:
+    Bearer TOKEN``, or as the password of basic authentication) for everything but
+    ``/healthz``."""
+
+    listen: Annotated[str, AfterValidator(check_listen)] = "127.0.0.1:8780"
+    token: str | None = Field(default=None, repr=False, min_length=16)
+
+    @model_validator(mode="after")
+    def _token_beyond_loopback(self) -> Http:
+        if self.token is None and not is_loopback(self.listen):
+            raise ValueError(f"http.token is required when listen ({self.listen}) is not a "
+                             "loopback address: the dashboard and /metrics would be open to "
+                             "the network (use token: ${RAQIB_HTTP_TOKEN})")
+        return self
 
 
 class Fetching(Model):
@@ -263,13 +301,13 @@ def _raw_names(data: object, key: str) -> list[object]:
     return list(value) if isinstance(value, list | dict) else []
 
 
-def _channel_lines(doc: yamlfile.Document) -> range:
-    """The lines of the top-level ``channels:`` block (empty when there is none)."""
+def _block_lines(doc: yamlfile.Document, key: str) -> range:
+    """The lines of a top-level block (empty when there is none)."""
     data = doc.data if isinstance(doc.data, dict) else {}
-    if "channels" not in data:
+    if key not in data:
         return range(0)
     starts = sorted((doc.line_of(data, k) or 0) for k in data)
-    first = doc.line_of(data, "channels") or 0
+    first = doc.line_of(data, key) or 0
     after = [n for n in starts if n > first]
     return range(first, after[0] if after else 1 << 30)
 
@@ -278,15 +316,20 @@ def load_main(path: str, env: Mapping[str, str] | None = None, *,
               channels: bool = True) -> tuple[MainConfig | None, yamlfile.Document | None,
                                               list[Problem]]:
     """The main configuration file, checked. With *channels* False (commands that only read
-    the database and rules), the channels are left out unread: an unset ``${VAR}`` in a
-    channel's secret is no problem for them."""
+    the database and rules), the channels and ``http`` are left out unread: an unset
+    ``${VAR}`` in a channel's secret or the HTTP token is no problem for them."""
     doc, problems = yamlfile.load(path, env=os.environ if env is None else env)
     if doc is None:
         return None, None, problems
+    if doc.data is None:
+        problems.append(doc.problem((), "the configuration file is empty (see "
+                                        "config/raqib.example.yaml)"))
+        return None, doc, problems
     if not channels and isinstance(doc.data, dict):
-        skipped = _channel_lines(doc)
-        problems = [p for p in problems if p.line not in skipped]
+        skipped = [_block_lines(doc, key) for key in ("channels", "http")]
+        problems = [p for p in problems if not any(p.line in r for r in skipped)]
         doc.data.pop("channels", None)
+        doc.data.pop("http", None)
         if isinstance(doc.data.get("defaults"), dict):
             doc.data["defaults"].pop("notify", None)
     main, found = validate(_MAIN, doc, keys=MAIN_KEYS)
@@ -307,6 +350,7 @@ def load_main(path: str, env: Mapping[str, str] | None = None, *,
             names[src.name] = "another source"
         redact.add_secrets(getattr(ch, attr, None) for ch in main.channels.values()
                            for attr in ("password", "secret"))
+        redact.add_secrets([main.http.token])
     return main, doc, problems
 
 
@@ -395,6 +439,12 @@ def _load_config(path: str, env: Mapping[str, str] | None,
     warnings = _warnings(loaded, source_names, tags)
     if main is not None and main.retention is not None:
         warnings += _retention_warnings(loaded, main.retention)
+    if main is not None:
+        for i, folder in enumerate(main.seeds):
+            if not Path(folder).is_dir():
+                warnings.append(doc.problem(("seeds", i), (
+                    f"warning: seed folder {folder!r} does not exist (relative paths are read "
+                    f"from the working directory, {Path.cwd()}); it is read once it does")))
     ruleset, found = compile_rules(loaded)
     problems.extend(found)
     if problems or main is None:

@@ -116,7 +116,8 @@ class Daemon:
             try:
                 self.web = WebServer(pipeline.cfg.main.http.listen, health=self.health,
                                      metrics=pipeline.metrics.exposition, store=pipeline.db,
-                                     details=self.health_details)
+                                     details=self.health_details,
+                                     token=pipeline.cfg.main.http.token)
             except OSError as exc:   # the port is taken: run on, without the endpoint
                 log.error("http: cannot listen; /healthz and /metrics are off",
                           listen=pipeline.cfg.main.http.listen, error=str(exc))

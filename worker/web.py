@@ -3,6 +3,8 @@ small read-only dashboard at ``/`` (recent alerts and the sources' health)."""
 
 from __future__ import annotations
 
+import base64
+import hmac
 import json
 import threading
 from collections.abc import Callable
@@ -54,8 +56,8 @@ border-bottom:1px solid #ddd;font-size:14px}}</style></head><body>
 
 class WebServer:
     def __init__(self, listen: str, *, health: Health, metrics: Callable[[], bytes],
-                 store: Database,
-                 details: Callable[[], dict[str, Any]] | None = None) -> None:
+                 store: Database, details: Callable[[], dict[str, Any]] | None = None,
+                 token: str | None = None) -> None:
         host, _, port = listen.rpartition(":")
         self.address = (host.strip("[]") or "127.0.0.1", int(port))
         server = self
@@ -63,6 +65,11 @@ class WebServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
+                if path != "/healthz" and not server.authorized(
+                        self.headers.get("Authorization")):
+                    self._send(401, "text/plain", b"http.token is required\n",
+                               {"WWW-Authenticate": 'Basic realm="raqib", charset="UTF-8"'})
+                    return
                 try:
                     if path == "/healthz":
                         ok, reason = server.health()
@@ -81,8 +88,11 @@ class WebServer:
                     log.exception("http request failed", path=path)
                     self._send(500, "text/plain", f"error: {type(exc).__name__}\n".encode())
 
-            def _send(self, status: int, kind: str, body: bytes) -> None:
+            def _send(self, status: int, kind: str, body: bytes,
+                      headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -91,6 +101,7 @@ class WebServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
+        self.token = token
         self.health = health
         self.details = details
         self.metrics = metrics
@@ -99,6 +110,23 @@ class WebServer:
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="http",
                                        daemon=True)
+
+    def authorized(self, header: str | None) -> bool:
+        """Whether a request may see more than /healthz: always without ``http.token``;
+        else with ``Authorization: Bearer TOKEN`` or basic authentication whose password is
+        the token (any user name), compared in constant time."""
+        if self.token is None:
+            return True
+        scheme, _, value = (header or "").partition(" ")
+        given = value.strip()
+        if scheme.lower() == "basic":
+            try:
+                given = base64.b64decode(given, validate=True).decode().partition(":")[2]
+            except (ValueError, UnicodeDecodeError):
+                return False
+        elif scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(given.encode(), self.token.encode())
 
     def start(self) -> None:
         self.thread.start()
