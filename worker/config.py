@@ -367,7 +367,8 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None,
         return _load_config(path, env, extra_rules)
 
 
-def _did_you_mean(value: str, known: set[str]) -> str:
+def did_you_mean(value: str, known: set[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of *known*, or ""."""
     close = difflib.get_close_matches(value, sorted(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -393,11 +394,11 @@ def _warnings(loaded: LoadedRules, source_names: set[str] | None,
                     continue
                 warnings.append(rdoc.problem(loc, (
                     f"warning: no configured source has the tag {name[4:]!r}"
-                    f"{_did_you_mean(name[4:], tags)}")))
+                    f"{did_you_mean(name[4:], tags)}")))
             elif name not in source_names:
                 warnings.append(rdoc.problem(loc, (
                     f"warning: no configured source is named {name!r}"
-                    f"{_did_you_mean(name, source_names)}")))
+                    f"{did_you_mean(name, source_names)}")))
     return warnings
 
 

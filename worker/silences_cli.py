@@ -7,7 +7,6 @@ match nothing would mute nothing while the desk thinks it does."""
 from __future__ import annotations
 
 import argparse
-import difflib
 import getpass
 import json
 import os
@@ -37,11 +36,6 @@ def _time(value: str, flag: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _hint(value: str, known: set[str]) -> str:
-    close = difflib.get_close_matches(value, sorted(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _problems(args: argparse.Namespace, main: config.MainConfig) -> list[str]:
     """What is wrong with the matchers of ``silence add``, against the configuration."""
     loaded, problems = config.load_rules(list(main.rules))
@@ -59,7 +53,7 @@ def _problems(args: argparse.Namespace, main: config.MainConfig) -> list[str]:
                    "hold)")
     rules = {r.id: r for r, _, _ in loaded.rules}
     if args.rule and args.rule not in rules:
-        out.append(f"--rule: no rule {args.rule!r}{_hint(args.rule, set(rules))}")
+        out.append(f"--rule: no rule {args.rule!r}{config.did_you_mean(args.rule, set(rules))}")
     elif args.rule and args.match is not None and rules[args.rule].quiet is not None:
         out.append(f"--match: {args.rule!r} is a quiet rule: its alerts are about a source, "
                    "with no article to hold a term, so this silence would match nothing")
@@ -69,10 +63,10 @@ def _problems(args: argparse.Namespace, main: config.MainConfig) -> list[str]:
         if args.source.startswith("tag:"):
             if args.source[4:] not in tags:
                 out.append(f"--source: no source has the tag {args.source[4:]!r}"
-                           f"{_hint(args.source[4:], tags)}")
+                           f"{config.did_you_mean(args.source[4:], tags)}")
         elif args.source not in names:
-            out.append(f"--source: no source {args.source!r}{_hint(args.source, names)} "
-                       "(a name, or tag:NAME)")
+            hint = config.did_you_mean(args.source, names)
+            out.append(f"--source: no source {args.source!r}{hint} (a name, or tag:NAME)")
     if args.match is not None:
         out += [f"--match: {p}" for p in check_term(args.match, dict(loaded.entities))]
     if (args.duration is None) == (args.until is None):
