@@ -19,7 +19,7 @@ from worker.alerts import policy
 from worker.alerts.policy import Reason, Target
 from worker.backtest import backtest
 from worker.db import Database
-from worker.domain import Article, FirstSeenSpec, HitRecord, SpikeSpec
+from worker.domain import Article, FirstSeenSpec, HitRecord, SpikeSpec, merge_spans
 from worker.errors import ConfigError
 from worker.pipeline import Pipeline
 
@@ -109,7 +109,7 @@ def test_first_seen_decisions(keys: tuple[str, ...], seen: dict[str, datetime], 
 ])
 def test_quiet_counts_running_time_only(spans: list[tuple[datetime, datetime]], since: datetime,
                                         expected: datetime | None) -> None:
-    assert policy.quiet_at(policy.merge_spans(spans), since, 6 * H) == expected
+    assert policy.quiet_at(merge_spans(spans), since, 6 * H) == expected
 
 
 def test_quiet_events_once_per_spell_and_resolved() -> None:

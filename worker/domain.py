@@ -9,6 +9,7 @@ helper that reads a marked-up title as text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -209,6 +210,21 @@ class AlertRecord:
     kind: str = "match"
     silenced_by: str | None = None
     source_id: int | None = None
+
+
+# When raqib was running: (start, end).
+Span = tuple[datetime, datetime]
+
+
+def merge_spans(spans: Sequence[Span]) -> list[Span]:
+    """Running spans, overlapping and touching ones merged, in order (empty ones dropped)."""
+    out: list[Span] = []
+    for start, end in sorted(s for s in spans if s[1] > s[0]):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

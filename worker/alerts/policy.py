@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from worker.domain import FirstSeenSpec, HeldRecord, HitRecord, SpikeSpec
+from worker.domain import FirstSeenSpec, HeldRecord, HitRecord, Span, SpikeSpec
 
 MAX_HELD_TITLES = 20
 
@@ -225,20 +225,6 @@ def first_seen(spec: FirstSeenSpec, keys: Sequence[str], last_seen: dict[str, da
 
 
 # -- quiet sources --------------------------------------------------------------------------------
-
-Span = tuple[datetime, datetime]
-
-
-def merge_spans(spans: Sequence[Span]) -> list[Span]:
-    """Running spans (start, end), overlapping ones merged, in order."""
-    out: list[Span] = []
-    for start, end in sorted(s for s in spans if s[1] > s[0]):
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
-
 
 def quiet_at(spans: Sequence[Span], since: datetime, within: timedelta) -> datetime | None:
     """The instant at which raqib has been running for *within* since *since* (over merged

@@ -27,6 +27,8 @@ from worker.domain import (
     HitRecord,
     News,
     QuietState,
+    Span,
+    merge_spans,
 )
 
 NewId = Callable[[datetime], str]
@@ -239,7 +241,7 @@ class QuietFacts(Protocol):
 
 
 def _watch(spec: AlertSpec, sid: int, began: datetime, state: QuietState | None, *,
-           facts: QuietFacts, spans: Sequence[policy.Span], now: datetime) -> QuietState:
+           facts: QuietFacts, spans: Sequence[Span], now: datetime) -> QuietState:
     """Where the watch of one source stands: as last left, or new (from its last news, or
     when it began to be watched). A watch not checked for a whole window of running time
     with no spell open (its rule was away from the configuration) starts anew too, rather
@@ -253,7 +255,7 @@ def _watch(spec: AlertSpec, sid: int, began: datetime, state: QuietState | None,
 
 
 def check_quiet(spec: AlertSpec, sources: Mapping[int, tuple[str, datetime]],
-                facts: QuietFacts, *, spans: Sequence[policy.Span], ledger: Ledger,
+                facts: QuietFacts, *, spans: Sequence[Span], ledger: Ledger,
                 now: datetime, new_id: NewId = ulid_at,
                 silencer: Silencer | None = None) -> list[Outcome]:
     """A quiet rule over its *sources* (id -> name and when watching it began) up to *now*,
@@ -265,7 +267,7 @@ def check_quiet(spec: AlertSpec, sources: Mapping[int, tuple[str, datetime]],
     throttle opens ride on one alert (``held``: their count and names)."""
     assert spec.quiet is not None
     rid, within = spec.rule_id, int(spec.quiet.total_seconds())
-    merged = policy.merge_spans(spans)
+    merged = merge_spans(spans)
     states: dict[int, QuietState] = {}
     news: dict[int, list[News]] = {}
     events: list[tuple[datetime, int, policy.QuietEvent]] = []

@@ -9,10 +9,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, delete, func, select
 
 from worker.db.engine import insert
-from worker.domain import News
+from worker.domain import News, Span, merge_spans
 from worker.schema import Article, Source, Uptime, Worker
-
-Span = tuple[datetime, datetime]
 
 
 class SqlQuietFacts:
@@ -65,11 +63,6 @@ def keep_spans(conn: Connection, dialect: str, spans: Sequence[Span]) -> None:
     if not spans:
         return
     kept = [(s, e) for s, e in conn.execute(select(Uptime.started_at, Uptime.ended_at))]
-    merged: list[Span] = []
-    for start, end in sorted([*kept, *spans]):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
+    merged = merge_spans([*kept, *spans])
     conn.execute(delete(Uptime))
     conn.execute(insert(dialect, Uptime), [{"started_at": s, "ended_at": e} for s, e in merged])
