@@ -18,7 +18,7 @@ from sqlalchemy import Connection, select
 
 from worker.alerts.raising import Silencer
 from worker.db import silences as stored
-from worker.domain import AlertRecord, Article, Candidate, Silence
+from worker.domain import AlertRecord, Article, Silence
 from worker.rules import RuleSet
 from worker.rules.compile import compile_terms
 from worker.schema import Article as ArticleRow
@@ -117,7 +117,7 @@ class Silencing:
                 names[sid] = conn.scalar(select(Source.name).where(Source.id == sid)) or ""
             return names.get(sid, "")
 
-        def silencer(record: AlertRecord, candidate: Candidate | None) -> str | None:
+        def silencer(record: AlertRecord) -> str | None:
             at = record.created_at
             live = [s for s in silences
                     if (s.active(at) or (now is not None and s.active(now)))

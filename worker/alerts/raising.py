@@ -32,9 +32,8 @@ from worker.domain import (
 )
 
 NewId = Callable[[datetime], str]
-# Which silence, if any, holds back an alert about to be written (its candidate, when it has
-# one): the silence's id, or None.
-Silencer = Callable[[AlertRecord, Candidate | None], str | None]
+# Which silence, if any, holds back an alert about to be written: the silence's id, or None.
+Silencer = Callable[[AlertRecord], str | None]
 
 
 def ulid_at(now: datetime) -> str:
@@ -65,9 +64,8 @@ def _alert(spec: AlertSpec, target: Target, decision: Decision, at: datetime, *,
                        url=target.url, kind=spec.kind)
 
 
-def _silenced(record: AlertRecord, candidate: Candidate | None,
-              silencer: Silencer | None) -> AlertRecord:
-    found = silencer(record, candidate) if silencer is not None else None
+def _silenced(record: AlertRecord, silencer: Silencer | None) -> AlertRecord:
+    found = silencer(record) if silencer is not None else None
     return record if found is None else replace(record, silenced_by=found)
 
 
@@ -157,7 +155,7 @@ def raise_alerts(candidates: Iterable[Candidate], ledger: Ledger, *,
         if decision.fire:
             assert decision.target is not None
             record = _silenced(_alert(c.spec, decision.target, decision, c.at, candidate=c,
-                                      new_id=new_id), c, silencer)
+                                      new_id=new_id), silencer)
             if ledger.add_alert(record):
                 alert = record
                 if c.spec.when is not None:
@@ -187,7 +185,7 @@ def _flush_rule(spec: AlertSpec, ledger: Ledger, now: datetime, new_id: NewId,
         assert decision.target is not None
         at = last + spec.throttle if last is not None else now
         record = _silenced(_alert(spec, decision.target, decision, at, candidate=None,
-                                  new_id=new_id), None, silencer)
+                                  new_id=new_id), silencer)
         if ledger.add_alert(record):
             alert = record
         ledger.release(spec.rule_id)
@@ -290,7 +288,7 @@ def check_quiet(spec: AlertSpec, sources: Mapping[int, tuple[str, datetime]],
             detail=detail, kind="quiet", source_id=sid)
         # A resolved notice goes where its quiet alert went: held back with it by a silence,
         # or sent as it was, whatever silence came since (the desk must hear the end).
-        record = _silenced(record, None, silencer) if follows is None else \
+        record = _silenced(record, silencer) if follows is None else \
             replace(record, silenced_by=follows.silenced_by)
         return record if ledger.add_alert(record) else None
 

@@ -42,11 +42,6 @@ class Silences:
                 starts_at=silence.starts_at, ends_at=silence.ends_at,
                 created_at=silence.created_at or uow.now))
 
-    def get(self, silence_id: str) -> Silence | None:
-        with self.units.read("read a silence") as conn:
-            row = conn.execute(select(*_COLUMNS).where(SilenceRow.id == silence_id)).first()
-        return None if row is None else Silence(*row)
-
     def expire(self, silence_id: str) -> Silence | None:
         """End a silence now (one that has not started never will). Returns it as it now
         stands, or None when there is no such silence."""
